@@ -1,0 +1,15 @@
+"""Models: built-in architectures and loading of users' classifiers."""
+
+from classwise.models import resnet, small_cnn  # noqa: F401  (register architectures)
+from classwise.models.loading import (
+    check_model,
+    default_device,
+    load_model,
+    model_device,
+    resolve_device,
+    save_torchscript,
+)
+from classwise.models.registry import architectures, create_model, default_arch, register_model
+
+__all__ = ["architectures", "check_model", "create_model", "default_arch", "default_device",
+           "load_model", "model_device", "register_model", "resolve_device", "save_torchscript"]

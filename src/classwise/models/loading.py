@@ -1,0 +1,103 @@
+"""Load a classifier, check it against a dataset, and export it as TorchScript."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from classwise.errors import UsageError
+from classwise.fileio import atomic_path
+
+
+def default_device() -> torch.device:
+    """CUDA or MPS when present, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU when it has none)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    """``device`` when given, else the model's own."""
+    if device is None:
+        return model_device(model)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+
+
+def load_model(spec: str | Path | nn.Module, device: str | torch.device | None = None) -> nn.Module:
+    """A classifier taking float ``(N, C, H, W)`` in [0, 1], in eval mode, on ``device``.
+
+    ``spec`` is a module, a TorchScript file, or a ``classwise train`` folder holding
+    ``model.ts``. Without ``device`` the model goes to the GPU when one is present.
+    """
+    if isinstance(spec, nn.Module):
+        model = spec
+    else:
+        path = Path(spec)
+        if path.is_dir():
+            path = path / "model.ts"
+        if not path.is_file():
+            raise UsageError(f"no model at {spec!r}; give a TorchScript file or a folder "
+                             "written by 'classwise train'")
+        try:
+            model = torch.jit.load(str(path), map_location="cpu")
+        except Exception as e:  # torch raises many types for a bad archive
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"cannot read {path} as a TorchScript model ({first}); "
+                             "export it with torch.jit.script or torch.jit.trace") from None
+    dev = torch.device(device) if device is not None else default_device()
+    return model.to(dev).eval()
+
+
+@torch.no_grad()
+def check_model(model: nn.Module, images: torch.Tensor, num_classes: int) -> None:
+    """Run ``model`` on a few images; raise a one-line error if its output is unusable."""
+    x = images[:2].to(model_device(model))
+    try:
+        out = model(x)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise UsageError(f"the model rejects images of shape {tuple(x.shape[1:])} ({first}); "
+                         "give data of the size and channels the model was trained on") from None
+    if not isinstance(out, torch.Tensor) or out.shape != (len(x), num_classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UsageError(f"the model returns {shape} for {len(x)} images; expected "
+                         f"({len(x)}, {num_classes}) logits, one per class of the data")
+    if not torch.isfinite(out).all():
+        raise UsageError("the model returns NaN or infinite logits on clean images; "
+                         "check its weights")
+
+
+def save_torchscript(model: nn.Module, path: str | Path, example: torch.Tensor) -> None:
+    """Export ``model`` (eval mode, CPU) as TorchScript at ``path``, atomically."""
+    model = model.eval().cpu()
+    try:
+        scripted = torch.jit.script(model)
+    except Exception:
+        scripted = torch.jit.trace(model, example.cpu())
+    with atomic_path(path) as tmp:
+        scripted.save(str(tmp))
+
+
+def read_meta(model_spec: str | Path) -> dict:
+    """The ``meta.json`` beside a trained model, or an empty dict."""
+    path = Path(model_spec)
+    meta = (path if path.is_dir() else path.parent) / "meta.json"
+    try:
+        return json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return {}
