@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -10,6 +11,8 @@ from torch import nn
 
 from classwise.errors import UsageError
 from classwise.fileio import atomic_path
+from classwise.models.factory import build_model, describe, is_code_spec, load_weights
+from classwise.models.normalize import Normalized
 
 
 def default_device() -> torch.device:
@@ -38,29 +41,52 @@ def resolve_device(model: nn.Module, device: str | torch.device | None) -> torch
         raise UsageError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
 
 
-def load_model(spec: str | Path | nn.Module, device: str | torch.device | None = None) -> nn.Module:
+def load_model(spec: str | Path | nn.Module, device: str | torch.device | None = None, *,
+               weights: str | Path | None = None,
+               mean: float | Sequence[float] | None = None,
+               std: float | Sequence[float] | None = None,
+               image_shape: tuple[int, int, int] | None = None,
+               num_classes: int | None = None) -> nn.Module:
     """A classifier taking float ``(N, C, H, W)`` in [0, 1], in eval mode, on ``device``.
 
-    ``spec`` is a module, a TorchScript file, or a ``classwise train`` folder holding
-    ``model.ts``. Without ``device`` the model goes to the GPU when one is present.
+    ``spec`` is a module, a TorchScript file, a ``classwise train`` folder holding
+    ``model.ts``, or code that builds the model: ``file.py:NAME``, ``package.module:NAME``,
+    ``torchvision:NAME`` or ``timm:NAME`` (see :mod:`classwise.models.factory`; factories get
+    ``num_classes`` and ``image_shape`` when they take them). ``weights`` is a state_dict
+    (``.pt``, ``.pth``, ``.safetensors``) loaded into the model. ``mean`` and ``std`` are the
+    normalisation the model expects, in [0, 1] units; the returned model applies it inside
+    (:class:`Normalized`). Without ``device`` the model goes to the GPU when one is present.
     """
-    if isinstance(spec, nn.Module):
-        model = spec
+    if isinstance(spec, nn.Module) or not is_code_spec(str(spec)):
+        model = spec if isinstance(spec, nn.Module) else _load_torchscript(spec)
+        if weights is not None:
+            load_weights(model, weights)
     else:
-        path = Path(spec)
-        if path.is_dir():
-            path = path / "model.ts"
-        if not path.is_file():
-            raise UsageError(f"no model at {spec!r}; give a TorchScript file or a folder "
-                             "written by 'classwise train'")
-        try:
-            model = torch.jit.load(str(path), map_location="cpu")
-        except Exception as e:  # torch raises many types for a bad archive
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UsageError(f"cannot read {path} as a TorchScript model ({first}); "
-                             "export it with torch.jit.script or torch.jit.trace") from None
+        model = build_model(str(spec), weights=weights, num_classes=num_classes,
+                            image_shape=image_shape)
+    if mean is not None or std is not None:
+        model = Normalized(model, 0.0 if mean is None else mean, 1.0 if std is None else std)
+        if image_shape is not None and model.channels not in (1, image_shape[0]):
+            raise UsageError(f"mean/std give {model.channels} values but the images have "
+                             f"{image_shape[0]} channels; give one value per channel")
     dev = torch.device(device) if device is not None else default_device()
     return model.to(dev).eval()
+
+
+def _load_torchscript(spec: str | Path) -> nn.Module:
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "model.ts"
+    if not path.is_file():
+        raise UsageError(f"no model at {str(spec)!r}; give a TorchScript file, a folder written "
+                         "by 'classwise train', file.py:FACTORY, package.module:FACTORY, "
+                         "torchvision:NAME or timm:NAME")
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:  # torch raises many types for a bad archive
+        raise UsageError(f"cannot read {path} as a TorchScript model ({describe(e)}); export it "
+                         "with torch.jit.script, or give the code that builds it "
+                         "(file.py:FACTORY) and this file as its weights") from None
 
 
 @torch.no_grad()
@@ -70,8 +96,8 @@ def check_model(model: nn.Module, images: torch.Tensor, num_classes: int) -> Non
     try:
         out = model(x)
     except Exception as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UsageError(f"the model rejects images of shape {tuple(x.shape[1:])} ({first}); "
+        raise UsageError(f"the model rejects images of shape {tuple(x.shape[1:])} "
+                         f"({describe(e)}); "
                          "give data of the size and channels the model was trained on") from None
     if not isinstance(out, torch.Tensor) or out.shape != (len(x), num_classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -94,7 +120,9 @@ def save_torchscript(model: nn.Module, path: str | Path, example: torch.Tensor) 
 
 
 def read_meta(model_spec: str | Path) -> dict:
-    """The ``meta.json`` beside a trained model, or an empty dict."""
+    """The ``meta.json`` beside a trained model, or an empty dict (also for code specs)."""
+    if is_code_spec(str(model_spec)):
+        return {}
     path = Path(model_spec)
     meta = (path if path.is_dir() else path.parent) / "meta.json"
     try:
