@@ -1,0 +1,289 @@
+"""Pictures of class-wise patterns, drawn from numpy arrays.
+
+Images are ``(C, H, W)`` floats in [0, 1] with ``C`` = 1 (grey) or 3 (colour). Figures are
+built on :class:`matplotlib.figure.Figure` (Agg), so no pyplot state is shared between calls;
+every file is written atomically through :mod:`classwise.fileio`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from PIL import Image
+
+from classwise.errors import UsageError
+from classwise.fileio import save_figure, write_bytes
+
+MIN_PICTURE_SIZE = 128
+HIT_COLOUR = "#1a9850"
+FLAG_COLOUR = "#d73027"
+PLAIN_COLOUR = "#6b8fb5"
+MASK_CMAP = "inferno"
+GREY_BACKGROUND = (0.56, 0.73, 0.91)
+DPI = 150
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Images before and after stamping a pattern, with the model's predictions.
+
+    ``before`` and ``after`` are ``(m, C, H, W)``; ``pred_before`` and ``pred_after`` are
+    ``(m,)`` class indices named by ``class_names``. After-predictions equal to ``target``
+    (the pattern's class) are highlighted; with ``target=None`` none are.
+    """
+
+    before: np.ndarray
+    after: np.ndarray
+    pred_before: np.ndarray
+    pred_after: np.ndarray
+    class_names: Sequence[str]
+    target: int | None = None
+
+
+def _image(image: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` in [0, 1] as ``(H, W)`` (grey) or ``(H, W, 3)`` (colour), clipped."""
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise UsageError(f"images must be C x H x W with C = 1 or 3, got shape {image.shape}")
+    image = np.clip(image, 0.0, 1.0)
+    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+
+
+def pattern_picture(canvas: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """The pattern as the paper shows it: canvas values at pattern pixels, white elsewhere.
+
+    Returns ``(3, H, W)``. A grey canvas gets a pale blue background instead of white, so
+    that white pattern pixels (a digit's strokes) stay visible.
+    """
+    canvas = np.asarray(canvas, dtype=np.float32)
+    pattern = np.asarray(pattern, dtype=bool)
+    if pattern.shape != canvas.shape[1:]:
+        raise UsageError(f"pattern shape {pattern.shape} does not match canvas "
+                         f"{canvas.shape}; give an H x W boolean pattern")
+    grey = canvas.shape[0] == 1
+    background = np.asarray(GREY_BACKGROUND if grey else (1.0, 1.0, 1.0), dtype=np.float32)
+    colour = np.repeat(canvas, 3, axis=0) if grey else canvas
+    return np.where(pattern[None], colour, background[:, None, None])
+
+
+def upscale(image: np.ndarray, min_size: int = MIN_PICTURE_SIZE) -> Image.Image:
+    """``(C, H, W)`` in [0, 1] as a Pillow image, nearest-neighbour upscaled by a whole
+    factor so that its shorter side is at least ``min_size`` pixels."""
+    pixels = np.round(_image(image) * 255).astype(np.uint8)
+    picture = Image.fromarray(pixels)
+    factor = max(1, math.ceil(min_size / min(picture.size)))
+    return picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
+
+
+def save_image_png(path: str | Path, image: np.ndarray,
+                   min_size: int = MIN_PICTURE_SIZE) -> None:
+    """Write ``(C, H, W)`` in [0, 1] as an upscaled PNG (see :func:`upscale`)."""
+    buffer = io.BytesIO()
+    upscale(image, min_size).save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
+
+
+def _show(ax: Axes, image: np.ndarray) -> None:
+    """Draw a ``(C, H, W)`` image on ``ax`` with square pixels and no ticks."""
+    ax.imshow(_image(image), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _show_mask(ax: Axes, mask: np.ndarray, vmax: float):
+    """Draw a mask heat map on ``ax`` from 0 to ``vmax``; returns the image for a colour bar."""
+    shown = ax.imshow(mask, cmap=MASK_CMAP, vmin=0.0, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return shown
+
+
+def _mask_top(masks: np.ndarray) -> float:
+    """The top of the mask colour scale: 1 for masks in [0, 1], else their maximum."""
+    return max(1.0, float(np.max(masks, initial=0.0)))
+
+
+def mask_figure(mask: np.ndarray) -> Figure:
+    """A heat map of one ``(H, W)`` mask with a colour bar."""
+    mask = np.asarray(mask, dtype=np.float32)
+    if mask.ndim != 2:
+        raise UsageError(f"a mask must be H x W, got shape {mask.shape}")
+    fig = Figure(figsize=(2.6, 2.2), layout="constrained")
+    ax = fig.add_subplot()
+    bar = fig.colorbar(_show_mask(ax, mask, _mask_top(mask)), ax=ax, fraction=0.046, pad=0.04)
+    bar.ax.tick_params(labelsize=11)
+    return fig
+
+
+def _name(class_names: Sequence[str], index: int) -> str:
+    index = int(index)
+    return str(class_names[index]) if 0 <= index < len(class_names) else str(index)
+
+
+def examples_figure(examples: Examples) -> Figure:
+    """Two rows, before and after stamping, each image titled with its prediction.
+
+    After-predictions equal to ``examples.target`` get a green bold title and frame.
+    """
+    before, after = np.asarray(examples.before), np.asarray(examples.after)
+    m = len(before)
+    if before.ndim != 4 or after.shape != before.shape or m == 0:
+        raise UsageError(f"examples need before and after of the same shape m x C x H x W with "
+                         f"m >= 1, got {before.shape} and {after.shape}")
+    if len(examples.pred_before) != m or len(examples.pred_after) != m:
+        raise UsageError(f"examples need one prediction per image ({m}), got "
+                         f"{len(examples.pred_before)} before and {len(examples.pred_after)} after")
+    fig = Figure(figsize=(1.25 * m + 0.5, 3.0), layout="constrained")
+    axes = fig.subplots(2, m, squeeze=False)
+    for row, images, preds in ((0, before, examples.pred_before),
+                               (1, after, examples.pred_after)):
+        for i in range(m):
+            ax = axes[row, i]
+            _show(ax, images[i])
+            hit = row == 1 and examples.target is not None and int(preds[i]) == examples.target
+            ax.set_title(_name(examples.class_names, preds[i]), fontsize=8,
+                         color=HIT_COLOUR if hit else "#333333",
+                         fontweight="bold" if hit else "normal")
+            for spine in ax.spines.values():
+                spine.set_color(HIT_COLOUR if hit else "#bbbbbb")
+                spine.set_linewidth(2.5 if hit else 0.5)
+    axes[0, 0].set_ylabel("before", fontsize=9)
+    axes[1, 0].set_ylabel("stamped", fontsize=9)
+    return fig
+
+
+def save_class_pictures(class_dir: str | Path, canvas: np.ndarray, mask: np.ndarray,
+                        pattern: np.ndarray, examples: Examples | None = None) -> list[Path]:
+    """Write ``canvas.png``, ``mask.png``, ``pattern.png`` (and ``examples.png`` when
+    ``examples`` is given) into ``class_dir``; returns the paths written."""
+    class_dir = Path(class_dir)
+    written = [class_dir / "canvas.png", class_dir / "mask.png", class_dir / "pattern.png"]
+    save_image_png(written[0], canvas)
+    save_figure(mask_figure(mask), written[1], dpi=DPI)
+    save_image_png(written[2], pattern_picture(canvas, pattern))
+    if examples is not None:
+        written.append(class_dir / "examples.png")
+        save_figure(examples_figure(examples), written[-1], dpi=DPI)
+    return written
+
+
+def _check_stack(canvases: np.ndarray, masks: np.ndarray, patterns: np.ndarray,
+                 titles: Sequence[str]) -> None:
+    n = len(canvases)
+    if canvases.ndim != 4 or masks.shape != (n, *canvases.shape[2:]) \
+            or patterns.shape != masks.shape or len(titles) != n:
+        raise UsageError(f"expected canvases n x C x H x W with masks and patterns n x H x W and "
+                         f"n titles, got {canvases.shape}, {masks.shape}, {patterns.shape} and "
+                         f"{len(titles)} titles")
+
+
+def overview_figure(canvases: np.ndarray, masks: np.ndarray, patterns: np.ndarray,
+                    titles: Sequence[str], columns: int = 10) -> Figure:
+    """Every class in one grid: canvas, mask and pattern rows, ``columns`` classes per group.
+
+    More than ``columns`` classes wrap into further row groups. Masks share one colour scale.
+    """
+    canvases, masks = np.asarray(canvases), np.asarray(masks, dtype=np.float32)
+    patterns = np.asarray(patterns, dtype=bool)
+    _check_stack(canvases, masks, patterns, titles)
+    n = len(canvases)
+    if n == 0:
+        raise UsageError("nothing to draw: the run holds no classes")
+    cols = min(n, columns)
+    groups = math.ceil(n / cols)
+    fig = Figure(figsize=(1.15 * cols + 1.1, 3.5 * groups + 0.1), layout="constrained")
+    axes = fig.subplots(3 * groups, cols, squeeze=False)
+    vmax = _mask_top(masks)
+    for slot in range(groups * cols):
+        group, col = divmod(slot, cols)
+        canvas_ax, mask_ax, pattern_ax = axes[3 * group:3 * group + 3, col]
+        if slot >= n:
+            for ax in (canvas_ax, mask_ax, pattern_ax):
+                ax.set_axis_off()
+            continue
+        _show(canvas_ax, canvases[slot])
+        shown = _show_mask(mask_ax, masks[slot], vmax)
+        _show(pattern_ax, pattern_picture(canvases[slot], patterns[slot]))
+        canvas_ax.set_title(titles[slot], fontsize=8)
+    for group in range(groups):
+        for row, label in enumerate(("canvas", "mask", "pattern")):
+            axes[3 * group + row, 0].set_ylabel(label, fontsize=9)
+    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8 / (3 * groups), pad=0.01,
+                       aspect=10)
+    bar.ax.tick_params(labelsize=7)
+    return fig
+
+
+def budget_curve_figure(budgets: Sequence[float],
+                        powers: Mapping[str, Sequence[float]]) -> Figure:
+    """Predictive power against pixel budget, one line per series (a series named ``mean``
+    is drawn thick and black)."""
+    budgets = np.asarray(budgets, dtype=float)
+    if budgets.ndim != 1 or len(budgets) == 0 or not powers:
+        raise UsageError("a budget curve needs a list of budgets and at least one series")
+    fig = Figure(figsize=(5.0, 3.4), layout="constrained")
+    ax = fig.add_subplot()
+    for label, values in powers.items():
+        if len(values) != len(budgets):
+            raise UsageError(f"series {label!r} has {len(values)} values for "
+                             f"{len(budgets)} budgets; give one value per budget")
+        mean = label == "mean"
+        ax.plot(budgets, values, marker="o", markersize=4 if mean else 3, label=label,
+                linewidth=2.5 if mean else 1.2, color="black" if mean else None,
+                alpha=1.0 if mean else 0.8, zorder=3 if mean else 2)
+    if budgets.min() > 0 and budgets.max() / budgets.min() >= 10:
+        ax.set_xscale("log")
+        ax.minorticks_off()
+    ax.set_xticks(budgets, [f"{b:g}" for b in budgets])
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("pattern budget (pixels)")
+    ax.set_ylabel("predictive power")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncols=2 if len(powers) > 6 else 1, loc="center left",
+              bbox_to_anchor=(1.01, 0.5), frameon=False)
+    return fig
+
+
+def anomaly_figure(classes: Sequence[int], names: Sequence[str],
+                   anomaly_index: Sequence[float], threshold: float,
+                   flagged: Sequence[int]) -> Figure:
+    """Anomaly index per class as bars, with the threshold line; flagged classes in red.
+
+    An infinite index (a class with no spread around it) is drawn as a hatched bar above
+    the rest, marked with an infinity sign.
+    """
+    if not len(classes) == len(names) == len(anomaly_index) or len(classes) == 0:
+        raise UsageError(f"anomaly figure needs one name and index per class, got "
+                         f"{len(classes)} classes, {len(names)} names, "
+                         f"{len(anomaly_index)} indices")
+    flagged = {int(c) for c in flagged}
+    colours = [FLAG_COLOUR if int(c) in flagged else PLAIN_COLOUR for c in classes]
+    labels = [str(c) if str(name) == str(c) else f"{c} {name}"
+              for c, name in zip(classes, names, strict=True)]
+    fig = Figure(figsize=(max(4.0, 0.45 * len(classes) + 1.5), 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    values = np.asarray(anomaly_index, dtype=float)
+    infinite = np.isinf(values)
+    top = 1.25 * max(float(threshold), np.max(np.abs(values[~infinite]), initial=1.0))
+    bars = ax.bar(range(len(classes)), np.where(infinite, np.sign(values) * top, values),
+                  color=colours)
+    for bar in np.asarray(bars.patches)[infinite]:
+        bar.set_hatch("//")
+        ax.annotate("\u221e", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom" if bar.get_height() > 0 else "top", fontsize=11)
+    ax.margins(y=0.12)
+    ax.axhline(threshold, color=FLAG_COLOUR, linestyle="--", linewidth=1.2,
+               label=f"threshold {threshold:g}")
+    ax.set_xticks(range(len(classes)), labels, rotation=45 if len(classes) > 6 else 0,
+                  ha="right" if len(classes) > 6 else "center", fontsize=8)
+    ax.set_ylabel("anomaly index")
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
