@@ -1,3 +1,24 @@
-"""classwise: reveal what an image classifier has learned, class by class, in pixel space."""
+"""classwise: reveal what an image classifier has learned, class by class, in pixel space.
+
+The public API mirrors the ``classwise`` command one-to-one::
+
+    import classwise
+    trained = classwise.train("mnist5k", epochs=3, out="runs/mnist")
+    result = classwise.reveal("runs/mnist", "mnist5k", budget=0.05)
+    result.save("runs/mnist-reveal")
+"""
+
+from classwise.data import load_data
+from classwise.data.base import Dataset, Split
+from classwise.demo import demo
+from classwise.errors import ClasswiseError, RunError, UsageError
+from classwise.evaluation.transfer import evaluate
+from classwise.models import load_model
+from classwise.results import RevealResult
+from classwise.search.reveal import reveal
+from classwise.training import train
 
 __version__ = "0.1.0"
+
+__all__ = ["ClasswiseError", "Dataset", "RevealResult", "RunError", "Split", "UsageError",
+           "demo", "evaluate", "load_data", "load_model", "reveal", "train"]

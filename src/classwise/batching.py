@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from classwise.data.base import Split
+from classwise.models.loading import model_device
 
 
 def batches(indices: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
@@ -24,7 +25,7 @@ def predict(model: nn.Module, split: Split, indices: np.ndarray | None = None,
     """Predicted classes of ``split[indices]``, optionally after ``transform`` (on the device)."""
     if indices is None:
         indices = np.arange(len(split))
-    device = device or next(iter(model.parameters())).device
+    device = device or model_device(model)
     out = [np.empty(0, dtype=np.int64)]
     for chunk in batches(np.asarray(indices), batch_size):
         x = split.load(chunk).to(device)

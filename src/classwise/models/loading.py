@@ -55,7 +55,8 @@ def load_model(spec: str | Path | nn.Module, device: str | torch.device | None =
     ``num_classes`` and ``image_shape`` when they take them). ``weights`` is a state_dict
     (``.pt``, ``.pth``, ``.safetensors``) loaded into the model. ``mean`` and ``std`` are the
     normalisation the model expects, in [0, 1] units; the returned model applies it inside
-    (:class:`Normalized`). Without ``device`` the model goes to the GPU when one is present.
+    (:class:`Normalized`). Without ``device`` a module given as such stays where it is, and
+    a model read from disk goes to the GPU when one is present.
     """
     if isinstance(spec, nn.Module) or not is_code_spec(str(spec)):
         model = spec if isinstance(spec, nn.Module) else _load_torchscript(spec)
@@ -69,7 +70,12 @@ def load_model(spec: str | Path | nn.Module, device: str | torch.device | None =
         if image_shape is not None and model.channels not in (1, image_shape[0]):
             raise UsageError(f"mean/std give {model.channels} values but the images have "
                              f"{image_shape[0]} channels; give one value per channel")
-    dev = torch.device(device) if device is not None else default_device()
+    if device is not None:
+        dev = resolve_device(model, device)
+    elif isinstance(spec, nn.Module):
+        dev = model_device(spec)
+    else:
+        dev = default_device()
     return model.to(dev).eval()
 
 

@@ -1,0 +1,261 @@
+"""The ``classwise`` command: a thin shell that parses, seeds and calls one API function each.
+
+``train`` -> :func:`classwise.train`, ``reveal`` -> :func:`classwise.reveal`,
+``evaluate`` -> :func:`classwise.evaluate`, ``demo`` -> :func:`classwise.demo`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from classwise.errors import ClasswiseError, UsageError
+
+Handler = Callable[[argparse.Namespace], None]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True,
+                   help="TorchScript file, a 'classwise train' folder, file.py:FACTORY, "
+                        "module:FACTORY, torchvision:NAME or timm:NAME")
+    p.add_argument("--weights", help="state_dict (.pt, .pth, .safetensors) for a factory model")
+    p.add_argument("--mean", type=float, nargs="+", help="normalisation mean the model expects, "
+                   "in [0, 1] units (applied inside a wrapper)")
+    p.add_argument("--std", type=float, nargs="+", help="normalisation std the model expects")
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="mnist5k, digits, shapes, an .npz file, an "
+                   "image folder with train/ and test/, or a CIFAR python folder")
+    p.add_argument("--image-size", type=int, help="resize and centre-crop folder images to this")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and random "
+                   "(default: %(default)s)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: a GPU when present)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _out(p: argparse.ArgumentParser, required: bool = True, default: str | None = None) -> None:
+    p.add_argument("--out", required=required, default=default,
+                   help="output folder" + (" (default: %(default)s)" if default else ""))
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+
+
+def _load(args: argparse.Namespace):
+    from classwise.data import load_data
+    from classwise.models import load_model
+
+    data = load_data(args.data, image_size=args.image_size)
+    model = load_model(args.model, device=args.device, weights=args.weights, mean=args.mean,
+                       std=args.std, image_shape=data.image_shape, num_classes=data.num_classes)
+    return model, data
+
+
+def _finish(result: Any, out: Path) -> None:
+    from classwise.runs import summary_table
+
+    print(summary_table(result.records))
+    result.save(out)
+    print(f"wrote {out} (open {out / 'report.html'})")
+
+
+# -- train -------------------------------------------------------------------------------
+
+def add_train(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("train", help="train a built-in architecture (natural, backdoor, "
+                       "adversarial)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _data_args(p)
+    p.add_argument("--arch", help="small-cnn or resnet18 (default: small-cnn up to 28x28 px)")
+    p.add_argument("--setting", default="natural", choices=["natural", "backdoor",
+                                                            "adversarial"])
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    g = p.add_argument_group("backdoor setting")
+    g.add_argument("--attack", help="badnets, blended, trojan, sig or wanet")
+    g.add_argument("--target", help="the backdoor's target class")
+    g.add_argument("--poison-rate", type=float, help="share of images poisoned "
+                   "(default: the attack's)")
+    g.add_argument("--trigger", dest="trigger_file", help="trigger PNG whose alpha is the mask")
+    g.add_argument("--trigger-size", dest="size", type=int, help="patch size in pixels")
+    g.add_argument("--trigger-position", dest="position",
+                   help="bottom-right, top-left, top-right, bottom-left, center or X,Y")
+    g.add_argument("--trigger-content", dest="content", help="white or checkerboard (BadNets)")
+    g.add_argument("--blend-alpha", dest="alpha", type=float, help="Blended mixing ratio")
+    g = p.add_argument_group("adversarial setting")
+    g.add_argument("--epsilon", type=float, help="L-inf radius in [0, 1] pixels "
+                   "(default 0.3 grey, 8/255 colour)")
+    g.add_argument("--pgd-steps", type=int, help="PGD steps per training batch")
+    g.add_argument("--pgd-step-size", type=float, help="PGD step size")
+    _common(p)
+    _out(p)
+    return run_train
+
+
+SETTING_OPTIONS = {"backdoor": ("attack", "target", "poison_rate", "trigger_file", "size",
+                                "position", "content", "alpha"),
+                   "adversarial": ("epsilon", "pgd_steps", "pgd_step_size"),
+                   "natural": ()}
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from classwise.runs import check_out
+    from classwise.training import train
+
+    out = check_out(args.out, args.force)
+    given = {k: getattr(args, k) for opts in SETTING_OPTIONS.values() for k in opts
+             if getattr(args, k) is not None}
+    stray = sorted(set(given) - set(SETTING_OPTIONS[args.setting]))
+    if stray:
+        flags = ", ".join("--" + k.replace("_", "-") for k in stray)
+        raise UsageError(f"{flags} do(es) not apply to --setting {args.setting}; drop them or "
+                         "change the setting")
+    from classwise.data import load_data
+
+    data = load_data(args.data, image_size=args.image_size)
+    result = train(data, arch=args.arch, setting=args.setting, epochs=args.epochs,
+                   seed=args.seed, out=out, batch_size=args.batch_size, lr=args.lr,
+                   device=args.device, show_progress=not args.no_progress, **given)
+    meta = result.meta
+    extra = "".join(f", {k.replace('_', ' ')} {meta[k]:.3f}" for k in
+                    ("attack_success_rate", "robust_accuracy") if k in meta)
+    print(f"clean test accuracy {meta['clean_test_accuracy']:.3f}{extra} "
+          f"({meta['seconds']:.0f} s); wrote {out}")
+
+
+# -- reveal ------------------------------------------------------------------------------
+
+def add_reveal(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("reveal", help="find every class's pattern and its predictive power",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _model_args(p)
+    _data_args(p)
+    p.add_argument("--classes", default="all", help="all, or a list such as 0,3,7 (or names)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--budget", type=float, help="share of pixels kept (default 0.05)")
+    size.add_argument("--pixels", type=int, help="number of pixels kept")
+    p.add_argument("--preset", default="default", choices=["default", "paper"])
+    p.add_argument("--canvas", help="auto, or index:N (the N-th canvas candidate of each class; "
+                   "default: the preset's)")
+    p.add_argument("--max-batch", type=int, help="search images per forward pass "
+                   "(default: from the image size)")
+    _common(p)
+    _out(p)
+    return run_reveal
+
+
+def run_reveal(args: argparse.Namespace) -> None:
+    from classwise.runs import check_out
+    from classwise.search.reveal import reveal
+
+    out = check_out(args.out, args.force)
+    model, data = _load(args)
+    result = reveal(model, data, classes=args.classes, budget=args.budget, pixels=args.pixels,
+                    preset=args.preset, canvas=args.canvas, seed=args.seed, device=args.device,
+                    max_batch=args.max_batch, show_progress=not args.no_progress,
+                    model_name=args.model)
+    _finish(result, out)
+
+
+# -- evaluate ----------------------------------------------------------------------------
+
+def add_evaluate(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("evaluate", help="measure saved patterns on another model or dataset",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--patterns", required=True, help="a run folder written by reveal or scan")
+    _model_args(p)
+    _data_args(p)
+    _common(p)
+    _out(p)
+    return run_evaluate
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    from classwise.evaluation.transfer import evaluate
+    from classwise.runs import check_out
+
+    out = check_out(args.out, args.force)
+    model, data = _load(args)
+    _finish(evaluate(args.patterns, model, data, seed=args.seed, model_name=args.model), out)
+
+
+# -- demo --------------------------------------------------------------------------------
+
+def add_demo(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("demo", help="train (or reuse) a small CNN on mnist5k and reveal all "
+                       "10 classes at 5%%", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="runs/demo", help="folder for the model and the run")
+    _common(p)
+    return run_demo
+
+
+def run_demo(args: argparse.Namespace) -> None:
+    from classwise.demo import demo
+    from classwise.runs import summary_table
+
+    out = Path(args.out)
+    result = demo(out, seed=args.seed, show_progress=not args.no_progress)
+    print(summary_table(result.records))
+    print(f"wrote {out / 'model'} and {out / 'reveal'} "
+          f"(open {out / 'reveal' / 'report.html'})")
+
+
+COMMANDS = (add_train, add_reveal, add_evaluate, add_demo)
+
+
+def build_parser() -> tuple[Parser, dict[str, Handler]]:
+    parser = Parser(prog="classwise", description="Reveal what an image classifier has "
+                    "learned, class by class, in pixel space.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    handlers = {}
+    for add in COMMANDS:
+        handler = add(sub)
+        handlers[handler.__name__.removeprefix("run_")] = handler
+    return parser, handlers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: returns the exit status (0 ok, 2 usage error, 1 run-time failure)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser, handlers = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        handlers[args.command](args)
+        return 0
+    except ClasswiseError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"classwise: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("classwise: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug or an unforeseen input: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"classwise: error: {type(e).__name__}: {first} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

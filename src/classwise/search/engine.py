@@ -1,0 +1,159 @@
+"""The search loop: masks of many rows (target class, canvas) optimised together.
+
+One row is one (target class, canvas) pair. Rows are independent: each has its own
+batch stream, its own loss term and element-wise optimiser state, so optimising rows
+together in one forward pass (``classes_per_pass``) changes speed, not results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from classwise.search.config import SearchConfig
+from classwise.search.ops import blend, project_budget, stamp, topk_mask
+from classwise.search.pools import ImageSource, RowSampler
+
+
+@dataclass
+class Rows:
+    """A chunk of rows: targets (R,), canvases (R, C, H, W), one sampler per row."""
+
+    targets: torch.Tensor
+    canvases: torch.Tensor
+    samplers: list[RowSampler]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def take(self, keep: torch.Tensor | list[int]) -> Rows:
+        idx = torch.as_tensor(keep, dtype=torch.long)
+        return Rows(self.targets[idx.to(self.targets.device)],
+                    self.canvases[idx.to(self.canvases.device)],
+                    [self.samplers[i] for i in idx.tolist()])
+
+
+def row_losses(logits: torch.Tensor, targets: torch.Tensor, cfg: SearchConfig) -> torch.Tensor:
+    """Per-row mean loss of logits (R, B, classes) toward ``targets`` (R,) (mask term apart)."""
+    r, b, n = logits.shape
+    t = targets[:, None].expand(r, b)
+    if cfg.objective == "paper":
+        return F.cross_entropy(logits.reshape(r * b, n), t.reshape(-1),
+                               reduction="none").view(r, b).mean(1)
+    target_logit = logits.gather(2, t[..., None]).squeeze(2)
+    others = logits.scatter(2, t[..., None], float("-inf")).amax(2)
+    return (others - target_logit).clamp(min=-cfg.margin, max=cfg.cap).mean(1)
+
+
+def objective(model: nn.Module, masks: torch.Tensor, rows: Rows, x: torch.Tensor,
+              cfg: SearchConfig) -> torch.Tensor:
+    """The summed loss of all rows for search images x (R, B, C, H, W)."""
+    r, b = x.shape[:2]
+    logits = model(blend(masks, rows.canvases, x).flatten(0, 1)).view(r, b, -1)
+    loss = row_losses(logits, rows.targets, cfg)
+    if cfg.objective == "paper":
+        h, w = masks.shape[1:]
+        loss = cfg.alpha * loss + (1 - cfg.alpha) * masks.flatten(1).sum(1) / (h * w / 2)
+    return loss.sum()
+
+
+def draw(rows: Rows, source: ImageSource, batch_size: int) -> torch.Tensor:
+    """The next batch of every row: (R, B, C, H, W)."""
+    return source(np.stack([s.next(batch_size) for s in rows.samplers]))
+
+
+def initial_masks(model: nn.Module, rows: Rows, source: ImageSource, cfg: SearchConfig,
+                  k: int) -> torch.Tensor:
+    """Constant masks (paper) or the budget projection of the loss's gradient saliency."""
+    _, _, h, w = rows.canvases.shape
+    device = rows.canvases.device
+    if cfg.init == "constant":
+        return torch.full((len(rows), h, w), cfg.init_value, device=device)
+    zero = torch.zeros(len(rows), h, w, device=device, requires_grad=True)
+    (grad,) = torch.autograd.grad(objective(model, zero, rows, draw(rows, source,
+                                                                    cfg.batch_size), cfg), zero)
+    saliency = -grad
+    scale = saliency.flatten(1).abs().amax(1).clamp(min=1e-12).view(-1, 1, 1)
+    return project_budget(saliency / scale, k)
+
+
+@torch.no_grad()
+def fooling_rate(model: nn.Module, patterns: torch.Tensor, rows: Rows, source: ImageSource,
+                 batch_size: int = 256) -> torch.Tensor:
+    """Per row, the share of its held-out search images classified as its target once stamped."""
+    rates = torch.zeros(len(rows))
+    for i in range(len(rows)):
+        val = rows.samplers[i].val
+        hits = 0
+        for start in range(0, len(val), batch_size):
+            x = stamp(source(val[start:start + batch_size]), rows.canvases[i], patterns[i])
+            hits += int((model(x).argmax(1) == rows.targets[i]).sum())
+        rates[i] = hits / max(1, len(val))
+    return rates
+
+
+def steps_for(rows: Rows, cfg: SearchConfig) -> int:
+    """Steps of the chunk: ``epochs`` over the largest row's search images, or ``max_steps``."""
+    if cfg.epochs is not None:
+        n = max(len(s.train) for s in rows.samplers)
+        return math.ceil(cfg.epochs * n / cfg.batch_size)
+    return int(cfg.max_steps)
+
+
+def optimise(model: nn.Module, rows: Rows, masks: torch.Tensor, source: ImageSource,
+             cfg: SearchConfig, k: int, tick: Callable[[int], None] = lambda n: None,
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Optimise ``masks`` (R, H, W) of ``rows``; return the masks kept and their held-out rates.
+
+    With early stopping (``cfg.eval_every``), each row keeps the mask whose top-k pattern
+    fooled most held-out search images, and stops after ``cfg.patience`` checks without
+    improvement; rows that stopped leave the forward pass.
+    """
+    masks = masks.detach().clone().requires_grad_(True)
+    best = masks.detach().clone()
+    best_rate = torch.full((len(rows),), -1.0) if cfg.eval_every else None
+    strikes = torch.zeros(len(rows), dtype=torch.long)
+    active = torch.arange(len(rows))
+    adam = torch.optim.Adam([masks], lr=cfg.step_size) if cfg.optimizer == "adam" else None
+    total = steps_for(rows, cfg)
+    for step in range(1, total + 1):
+        sub = rows.take(active)
+        loss = objective(model, masks[active.to(masks.device)], sub,
+                         draw(sub, source, cfg.batch_size), cfg)
+        (grad,) = torch.autograd.grad(loss, masks)
+        _update(masks, grad, adam, cfg, k)
+        tick(len(active))
+        if cfg.eval_every and (step % cfg.eval_every == 0 or step == total):
+            on = active.to(masks.device)
+            rates = fooling_rate(model, topk_mask(masks.detach()[on], k), sub, source)
+            better = rates > best_rate[active]
+            best[on[better.to(masks.device)]] = masks.detach()[on][better.to(masks.device)]
+            best_rate[active[better]] = rates[better]
+            strikes[active] = torch.where(better, 0, strikes[active] + 1)
+            active = active[strikes[active] < cfg.patience]
+            if len(active) == 0:
+                break
+    return (best if cfg.eval_every else masks.detach()), best_rate
+
+
+@torch.no_grad()
+def _update(masks: torch.Tensor, grad: torch.Tensor, adam: torch.optim.Optimizer | None,
+            cfg: SearchConfig, k: int) -> None:
+    """One in-place step: the paper's clipped sign-gradient step, or Adam then projection.
+
+    Adam is element-wise, so each row's trajectory depends on its own gradients only;
+    rows that stopped early get zero gradients and are no longer read.
+    """
+    if adam is None:
+        masks.sub_(cfg.step_size * grad.sign()).clamp_(0, 1)
+        return
+    masks.grad = grad
+    adam.step()
+    masks.grad = None
+    masks.copy_(project_budget(masks, k) if cfg.objective == "margin" else masks.clamp(0, 1))

@@ -1,0 +1,205 @@
+"""``reveal``: the class-wise pattern of every requested class, with its predictive power."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from classwise.data import load_data
+from classwise.data.base import Dataset
+from classwise.errors import UsageError
+from classwise.models import check_model, load_model, resolve_device
+from classwise.progress import progress
+from classwise.search.config import SearchConfig, make_config
+from classwise.search.engine import Rows, fooling_rate, initial_masks, optimise
+from classwise.search.ops import pixels_for_budget, topk_mask
+from classwise.search.pools import ImageSource, Pools, RowSampler, partition
+from classwise.seeding import seed_everything
+
+PIXELS_PER_PASS = 1 << 19
+"""Default memory budget: search images per forward pass times pixels per image."""
+
+
+def parse_classes(classes: str | int | Sequence[int | str] | None, data: Dataset) -> list[int]:
+    """``"all"``/None, a comma list ``"0,3,7"``, names, or a sequence, as class indices."""
+    if classes is None or (isinstance(classes, str) and classes.strip() == "all"):
+        return list(range(data.num_classes))
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",") if c.strip()]
+    elif isinstance(classes, int):
+        classes = [classes]
+    out = [data.class_index(c) for c in classes]
+    if not out:
+        raise UsageError("no classes given; use --classes all or a list such as 0,3,7")
+    return sorted(set(out), key=out.index)
+
+
+def parse_canvas(spec: str, candidates: int) -> list[int] | None:
+    """``index:N`` -> [N]; ``auto`` -> None (the first ``candidates`` of the pool)."""
+    if spec == "auto":
+        return None
+    if spec.startswith("index:"):
+        try:
+            n = int(spec.split(":", 1)[1])
+        except ValueError:
+            n = -1
+        if n >= 0:
+            return [n]
+    raise UsageError(f"unknown canvas {spec!r}; use auto or index:N (the N-th image of the "
+                     "class in the canvas pool)")
+
+
+@dataclass
+class Candidate:
+    """One row of the search: a target class and a canvas from its canvas pool."""
+
+    target: int
+    slot: int
+    train_index: int
+
+
+def candidates_for(target: int, spec: str, cfg: SearchConfig, pools: Pools,
+                   labels: np.ndarray) -> list[Candidate]:
+    """The canvas candidates of ``target`` under the canvas spec."""
+    pool = pools.canvas_candidates(labels, target)
+    wanted = parse_canvas(spec, cfg.canvas_candidates)
+    if wanted is None:
+        wanted = list(range(min(cfg.canvas_candidates, len(pool))))
+    elif wanted[0] >= len(pool):
+        raise UsageError(f"canvas index {wanted[0]} is out of range for class {target}: its "
+                         f"canvas pool holds {len(pool)} images; use index:0..{len(pool) - 1}")
+    return [Candidate(target, s, int(pool[s])) for s in wanted]
+
+
+def rows_per_pass(cfg: SearchConfig, image_shape: tuple[int, int, int],
+                  max_batch: int | None) -> int:
+    """Rows per forward pass: ``cfg.classes_per_pass``, else from the image budget."""
+    if cfg.classes_per_pass:
+        return cfg.classes_per_pass
+    if max_batch is None:
+        max_batch = max(cfg.batch_size, PIXELS_PER_PASS // (image_shape[1] * image_shape[2]))
+    if max_batch < 1:
+        raise UsageError(f"max batch {max_batch} must be at least 1")
+    return max(1, max_batch // cfg.batch_size)
+
+
+def chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+class Searcher:
+    """Runs the search of one configuration on one model and dataset."""
+
+    def __init__(self, model: nn.Module, data: Dataset, cfg: SearchConfig, k: int, seed: int,
+                 device: torch.device, per_pass: int, show_progress: bool) -> None:
+        self.model, self.data, self.cfg, self.k, self.seed = model, data, cfg, k, seed
+        self.device, self.per_pass, self.show_progress = device, per_pass, show_progress
+        self.pools = partition(data.train.labels)
+        self.source = ImageSource(data.train, self.pools.search, device)
+
+    def rows(self, cands: list[Candidate]) -> Rows:
+        labels, cfg = self.data.train.labels, self.cfg
+        canvases = self.data.train.load([c.train_index for c in cands]).to(self.device)
+        samplers = [RowSampler(self.pools.search_for(labels, c.target), self.seed, c.target,
+                               c.slot, cfg.val_images, cfg.search_images) for c in cands]
+        targets = torch.tensor([c.target for c in cands], device=self.device)
+        return Rows(targets, canvases, samplers)
+
+    def screen(self, per_class: list[list[Candidate]]) -> tuple[list[Candidate], Rows,
+                                                                 torch.Tensor]:
+        """Start every candidate's mask; keep each class's ``finalists`` best candidates.
+
+        Candidates are judged by how many held-out search images their initial top-k
+        pattern fools; ties keep the pool's order.
+        """
+        flat = [c for cands in per_class for c in cands]
+        rows = self.rows(flat)
+        masks, rates = [], []
+        for sl in chunks(len(flat), self.per_pass):
+            sub = rows.take(list(range(sl.start, sl.stop)))
+            m = initial_masks(self.model, sub, self.source, self.cfg, self.k)
+            masks.append(m)
+            rates.append(fooling_rate(self.model, topk_mask(m, self.k), sub, self.source)
+                         if len(flat) > len(per_class) else torch.zeros(len(sub)))
+        rate = torch.cat(rates)
+        keep, start = [], 0
+        for cands in per_class:
+            order = torch.argsort(-rate[start:start + len(cands)], stable=True)
+            keep += (start + order[:self.cfg.finalists]).tolist()
+            start += len(cands)
+        return [flat[i] for i in keep], rows.take(keep), torch.cat(masks)[keep]
+
+    def run(self, classes: list[int], canvas: str,
+            on_done: Callable[[list[int], np.ndarray, list[Candidate], float], None]) -> None:
+        """Search ``classes`` chunk by chunk; call ``on_done`` after each chunk.
+
+        Each class keeps the finalist whose optimised pattern fools most held-out images.
+        """
+        labels = self.data.train.labels
+        per_chunk = max(1, self.per_pass // self.cfg.finalists)
+        for sl in chunks(len(classes), per_chunk):
+            start = time.perf_counter()
+            part = classes[sl]
+            per_class = [candidates_for(t, canvas, self.cfg, self.pools, labels) for t in part]
+            cands, rows, init = self.screen(per_class)
+            bar = progress(total=None, enabled=self.show_progress,
+                           desc=f"search classes {part[0]}..{part[-1]}", unit="row-step")
+            masks, rates = optimise(self.model, rows, init, self.source, self.cfg, self.k,
+                                    tick=bar.update)
+            bar.close()
+            best = [max((i for i, c in enumerate(cands) if c.target == t),
+                        key=lambda i: (float(rates[i]) if rates is not None else 0.0, -i))
+                    for t in part]
+            on_done(part, masks[best].cpu().numpy(), [cands[i] for i in best],
+                    time.perf_counter() - start)
+
+
+def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
+           classes: str | Sequence[int | str] | None = "all", budget: float | None = None,
+           pixels: int | None = None, preset: str = "default", canvas: str | None = None,
+           seed: int = 0, device: str | None = None, max_batch: int | None = None,
+           show_progress: bool = True, model_name: str | None = None, **overrides: Any):
+    """Reveal the class-wise pattern of each class of ``model`` on ``data``.
+
+    Canvases and search images come from disjoint pools of the ``train`` split; every
+    figure is measured on ``test``. ``budget`` is the share of pixels kept (default 0.05),
+    or give ``pixels``. ``overrides`` change single settings of the preset (see
+    :class:`~classwise.search.config.SearchConfig`); ``model_name`` is what the results
+    call the model (default: its path).
+
+    >>> from classwise.models import create_model
+    >>> net = create_model("small-cnn", (1, 8, 8), 10)
+    >>> result = reveal(net, "digits", classes="0,1", pixels=3, preset="default",
+    ...                 show_progress=False, max_steps=2, canvas_candidates=2)
+    >>> result.patterns.shape, int(result.patterns[0].sum())
+    ((2, 8, 8), 3)
+    """
+    from classwise.results import RevealResult
+
+    ds = load_data(data)
+    net = load_model(model, device=device)
+    dev = resolve_device(net, device)
+    check_model(net, ds.test.load([0, 1]), ds.num_classes)
+    wanted = parse_classes(classes, ds)
+    c, h, w = ds.image_shape
+    k = pixels_for_budget(budget, pixels, h, w)
+    cfg = make_config(preset, canvas=canvas, **overrides)
+    parse_canvas(cfg.canvas, cfg.canvas_candidates)
+    seed_everything(seed)
+    searcher = Searcher(net, ds, cfg, k, seed, dev, rows_per_pass(cfg, ds.image_shape, max_batch),
+                        show_progress)
+    result = RevealResult.empty(ds, k, settings={
+        "model": model_name or (type(model).__name__ if isinstance(model, nn.Module)
+                                else str(model)),
+        "data": ds.name, "preset": preset, "budget": k / (h * w), "budget_pixels": k,
+        "seed": seed, "device": str(dev), "search": cfg.to_dict()})
+    searcher.run(wanted, cfg.canvas, lambda part, masks, chosen, secs: result.add(
+        part, masks, chosen, secs, net, ds, k, seed))
+    return result.finish()
