@@ -16,6 +16,7 @@ from classwise.data.base import Dataset
 from classwise.evaluation.metrics import other_class_indices, predictive_power, random_pattern
 from classwise.evaluation.shape import shape_figures
 from classwise.fileio import write_json, write_npz
+from classwise.search.canvas import canvas_images
 from classwise.versions import versions
 
 EXAMPLES_PER_CLASS = 6
@@ -61,13 +62,14 @@ class RevealResult:
         from classwise.search.ops import topk_mask
 
         patterns = topk_mask(torch.from_numpy(masks), k).numpy()
-        canvases = data.train.load([c.train_index for c in chosen]).numpy()
+        canvases = canvas_images(chosen, data, seed).numpy()
         for t, pattern, canvas, cand in zip(classes, patterns, canvases, chosen, strict=True):
-            rec = {"class": int(t), "name": data.class_names[t], "canvas_split": "train",
-                   "canvas_index": cand.train_index, "pixels": int(pattern.sum())}
+            rec = {"class": int(t), "name": data.class_names[t], **cand.record(),
+                   "pixels": int(pattern.sum())}
             rec.update(evaluate_pattern(model, data, t, canvas, pattern, seed))
             obj = data.train.object_masks
-            rec.update(shape_figures(pattern, None if obj is None else obj[cand.train_index]))
+            on_train = obj is not None and cand.train_index is not None
+            rec.update(shape_figures(pattern, obj[cand.train_index] if on_train else None))
             rec["seconds"] = round(seconds / len(classes), 3)
             self.records.append(rec)
             self.examples[int(t)] = make_examples(model, data, t, canvas, pattern, seed)

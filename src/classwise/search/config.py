@@ -48,7 +48,8 @@ class SearchConfig:
     classes_per_pass: int | None = 1
     """Classes optimised together in one forward pass (``None``: as many as fit)."""
     canvas: str = "index:0"
-    """``index:N`` (the N-th canvas candidate of the class) or ``auto``."""
+    """Canvas sources (see :mod:`classwise.search.canvas`): ``index:N``, ``auto``,
+    ``solid:V``, ``noise``, joined by ``+``."""
     canvas_candidates: int = 1
     finalists: int = 1
     """Candidates per class kept after screening and optimised; the best is kept."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,11 @@ from classwise.data.base import Dataset
 from classwise.errors import UsageError
 from classwise.models import check_model, load_model, resolve_device
 from classwise.progress import progress
+from classwise.search.canvas import Candidate, candidates_for, canvas_images, parse_canvas
 from classwise.search.config import SearchConfig, make_config
 from classwise.search.engine import Rows, fooling_rate, initial_masks, optimise
 from classwise.search.ops import pixels_for_budget, topk_mask
-from classwise.search.pools import ImageSource, Pools, RowSampler, partition
+from classwise.search.pools import ImageSource, RowSampler, partition
 from classwise.seeding import seed_everything
 
 PIXELS_PER_PASS = 1 << 19
@@ -39,43 +39,6 @@ def parse_classes(classes: str | int | Sequence[int | str] | None, data: Dataset
     if not out:
         raise UsageError("no classes given; use --classes all or a list such as 0,3,7")
     return sorted(set(out), key=out.index)
-
-
-def parse_canvas(spec: str, candidates: int) -> list[int] | None:
-    """``index:N`` -> [N]; ``auto`` -> None (the first ``candidates`` of the pool)."""
-    if spec == "auto":
-        return None
-    if spec.startswith("index:"):
-        try:
-            n = int(spec.split(":", 1)[1])
-        except ValueError:
-            n = -1
-        if n >= 0:
-            return [n]
-    raise UsageError(f"unknown canvas {spec!r}; use auto or index:N (the N-th image of the "
-                     "class in the canvas pool)")
-
-
-@dataclass
-class Candidate:
-    """One row of the search: a target class and a canvas from its canvas pool."""
-
-    target: int
-    slot: int
-    train_index: int
-
-
-def candidates_for(target: int, spec: str, cfg: SearchConfig, pools: Pools,
-                   labels: np.ndarray) -> list[Candidate]:
-    """The canvas candidates of ``target`` under the canvas spec."""
-    pool = pools.canvas_candidates(labels, target)
-    wanted = parse_canvas(spec, cfg.canvas_candidates)
-    if wanted is None:
-        wanted = list(range(min(cfg.canvas_candidates, len(pool))))
-    elif wanted[0] >= len(pool):
-        raise UsageError(f"canvas index {wanted[0]} is out of range for class {target}: its "
-                         f"canvas pool holds {len(pool)} images; use index:0..{len(pool) - 1}")
-    return [Candidate(target, s, int(pool[s])) for s in wanted]
 
 
 def rows_per_pass(cfg: SearchConfig, image_shape: tuple[int, int, int],
@@ -106,7 +69,7 @@ class Searcher:
 
     def rows(self, cands: list[Candidate]) -> Rows:
         labels, cfg = self.data.train.labels, self.cfg
-        canvases = self.data.train.load([c.train_index for c in cands]).to(self.device)
+        canvases = canvas_images(cands, self.data, self.seed).to(self.device)
         samplers = [RowSampler(self.pools.search_for(labels, c.target), self.seed, c.target,
                                c.slot, cfg.val_images, cfg.search_images) for c in cands]
         targets = torch.tensor([c.target for c in cands], device=self.device)
@@ -147,7 +110,8 @@ class Searcher:
         for sl in chunks(len(classes), per_chunk):
             start = time.perf_counter()
             part = classes[sl]
-            per_class = [candidates_for(t, canvas, self.cfg, self.pools, labels) for t in part]
+            per_class = [candidates_for(t, canvas, self.cfg.canvas_candidates, self.pools, labels)
+                         for t in part]
             cands, rows, init = self.screen(per_class)
             bar = progress(total=None, enabled=self.show_progress,
                            desc=f"search classes {part[0]}..{part[-1]}", unit="row-step")
@@ -191,7 +155,7 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
     c, h, w = ds.image_shape
     k = pixels_for_budget(budget, pixels, h, w)
     cfg = make_config(preset, canvas=canvas, **overrides)
-    parse_canvas(cfg.canvas, cfg.canvas_candidates)
+    parse_canvas(cfg.canvas)
     seed_everything(seed)
     searcher = Searcher(net, ds, cfg, k, seed, dev, rows_per_pass(cfg, ds.image_shape, max_batch),
                         show_progress)
