@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 test: $(DEVSTAMP)
 	-@bash scripts/install-chromium.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: $(DEVSTAMP)
 	$(PY) -m ruff check src tests bench

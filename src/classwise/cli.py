@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -154,20 +155,23 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
                    "(default: from the image size)")
     _common(p)
     _out(p)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     return run_reveal
 
 
 def run_reveal(args: argparse.Namespace) -> None:
     from classwise.runs import check_out
+    from classwise.search.checkpoint import DIRNAME
     from classwise.search.reveal import reveal
 
-    out = check_out(args.out, args.force)
+    out = check_out(args.out, args.force, args.resume)
     model, data = _load(args)
     result = reveal(model, data, classes=args.classes, budget=args.budget, pixels=args.pixels,
                     preset=args.preset, canvas=args.canvas, seed=args.seed, device=args.device,
                     max_batch=args.max_batch, show_progress=not args.no_progress,
-                    model_name=args.model)
+                    model_name=args.model, checkpoint=out / DIRNAME, resume=args.resume)
     _finish(result, out)
+    shutil.rmtree(out / DIRNAME, ignore_errors=True)
 
 
 # -- evaluate ----------------------------------------------------------------------------
@@ -246,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"classwise: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("classwise: interrupted", file=sys.stderr)
+        print("classwise: interrupted; finished work is saved: rerun the same command with "
+              "--resume to continue", file=sys.stderr)
         return 130
     except Exception as e:  # a bug or an unforeseen input: one line unless --debug
         if debug:

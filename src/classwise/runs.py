@@ -8,17 +8,24 @@ from pathlib import Path
 from classwise.errors import UsageError
 
 
-def check_out(out: str | Path, force: bool = False) -> Path:
-    """Refuse an ``--out`` that cannot be written or already holds files (unless ``force``).
+def check_out(out: str | Path, force: bool = False, resume: bool = False) -> Path:
+    """Refuse an ``--out`` that cannot be written or already holds files.
 
-    Nothing is created here: a run that fails on bad input leaves no folder behind.
+    ``force`` overwrites; ``resume`` accepts a folder holding an interrupted run's
+    checkpoint. Nothing is created here: a run that fails on bad input leaves no folder.
     """
+    from classwise.search.checkpoint import DIRNAME
+
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    if resume and not (out / DIRNAME / "run.json").is_file():
+        raise UsageError(f"nothing to resume in {out}; drop --resume")
+    if out.is_dir() and any(out.iterdir()) and not (force or resume):
+        hint = ("; it holds an interrupted run: add --resume to continue it"
+                if (out / DIRNAME).is_dir() else "")
         raise UsageError(f"--out {out} already holds files; give a new folder, or --force to "
-                         "overwrite")
+                         f"overwrite{hint}")
     parent = out
     while not parent.exists():
         parent = parent.parent

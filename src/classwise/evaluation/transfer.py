@@ -38,8 +38,8 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
             raise UsageError(f"the patterns include class {t} but the data has "
                              f"{ds.num_classes} classes; give data with the same classes")
         old = source.records[i]
-        rec = {key: old[key] for key in ("class", "canvas_split", "canvas_index", "pixels")}
-        rec["name"] = ds.class_names[t]
+        rec = {"class": t, "name": ds.class_names[t], "canvas_split": old["canvas_split"],
+               "canvas_index": old["canvas_index"], "pixels": int(source.patterns[i].sum())}
         rec.update(evaluate_pattern(net, ds, t, source.canvases[i], source.patterns[i], seed))
         rec.update(shape_figures(source.patterns[i]))
         records.append(rec)

@@ -38,9 +38,9 @@ class SearchConfig:
     alpha: float = 0.2
     margin: float = 2.0
     """Images whose target logit leads by ``margin`` stop pulling (margin objective)."""
-    cap: float = float("inf")
+    cap: float | None = None
     """Images whose target logit trails by more than ``cap`` stop pulling: effort goes to
-    the images a few pixels can still flip (margin objective)."""
+    the images a few pixels can still flip (margin objective; ``None``: no cap)."""
     init: Literal["constant", "saliency"] = "constant"
     init_value: float = 0.5
     search_images: int | None = None

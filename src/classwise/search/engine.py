@@ -8,6 +8,7 @@ together in one forward pass (``classes_per_pass``) changes speed, not results.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -106,40 +107,98 @@ def steps_for(rows: Rows, cfg: SearchConfig) -> int:
     return int(cfg.max_steps)
 
 
-def optimise(model: nn.Module, rows: Rows, masks: torch.Tensor, source: ImageSource,
-             cfg: SearchConfig, k: int, tick: Callable[[int], None] = lambda n: None,
-             ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Optimise ``masks`` (R, H, W) of ``rows``; return the masks kept and their held-out rates.
+class MaskSearch:
+    """The optimisation of one chunk of rows, resumable from its :meth:`state_dict`.
 
     With early stopping (``cfg.eval_every``), each row keeps the mask whose top-k pattern
     fooled most held-out search images, and stops after ``cfg.patience`` checks without
     improvement; rows that stopped leave the forward pass.
     """
-    masks = masks.detach().clone().requires_grad_(True)
-    best = masks.detach().clone()
-    best_rate = torch.full((len(rows),), -1.0) if cfg.eval_every else None
-    strikes = torch.zeros(len(rows), dtype=torch.long)
-    active = torch.arange(len(rows))
-    adam = torch.optim.Adam([masks], lr=cfg.step_size) if cfg.optimizer == "adam" else None
-    total = steps_for(rows, cfg)
-    for step in range(1, total + 1):
-        sub = rows.take(active)
-        loss = objective(model, masks[active.to(masks.device)], sub,
-                         draw(sub, source, cfg.batch_size), cfg)
-        (grad,) = torch.autograd.grad(loss, masks)
-        _update(masks, grad, adam, cfg, k)
-        tick(len(active))
-        if cfg.eval_every and (step % cfg.eval_every == 0 or step == total):
-            on = active.to(masks.device)
-            rates = fooling_rate(model, topk_mask(masks.detach()[on], k), sub, source)
-            better = rates > best_rate[active]
-            best[on[better.to(masks.device)]] = masks.detach()[on][better.to(masks.device)]
-            best_rate[active[better]] = rates[better]
-            strikes[active] = torch.where(better, 0, strikes[active] + 1)
-            active = active[strikes[active] < cfg.patience]
-            if len(active) == 0:
-                break
-    return (best if cfg.eval_every else masks.detach()), best_rate
+
+    def __init__(self, model: nn.Module, rows: Rows, masks: torch.Tensor, source: ImageSource,
+                 cfg: SearchConfig, k: int) -> None:
+        self.model, self.rows, self.source, self.cfg, self.k = model, rows, source, cfg, k
+        self.masks = masks.detach().clone().requires_grad_(True)
+        self.best = self.masks.detach().clone()
+        self.best_rate = torch.full((len(rows),), -1.0)
+        self.strikes = torch.zeros(len(rows), dtype=torch.long)
+        self.active = torch.arange(len(rows))
+        self.adam = (torch.optim.Adam([self.masks], lr=cfg.step_size)
+                     if cfg.optimizer == "adam" else None)
+        self.step = 0
+        self.total = steps_for(rows, cfg)
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total or len(self.active) == 0
+
+    def run(self, tick: Callable[[int], None] = lambda n: None,
+            checkpoint: Callable[[MaskSearch], None] | None = None,
+            every: float = 30.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Step until done; call ``checkpoint`` every ``every`` seconds and on Ctrl-C.
+
+        Returns the masks kept (R, H, W) and, with early stopping, their held-out rates.
+        """
+        last = time.monotonic()
+        try:
+            while not self.done:
+                self.advance()
+                tick(len(self.active))
+                if checkpoint is not None and time.monotonic() - last >= every:
+                    checkpoint(self)
+                    last = time.monotonic()
+        except KeyboardInterrupt:
+            if checkpoint is not None:
+                checkpoint(self)
+            raise
+        if not self.cfg.eval_every:
+            return self.masks.detach(), None
+        return self.best, self.best_rate
+
+    def advance(self) -> None:
+        """One step of every active row, then the early-stopping check when it is due."""
+        cfg, k, active = self.cfg, self.k, self.active
+        sub = self.rows.take(active)
+        on = active.to(self.masks.device)
+        loss = objective(self.model, self.masks[on], sub, draw(sub, self.source,
+                                                               cfg.batch_size), cfg)
+        (grad,) = torch.autograd.grad(loss, self.masks)
+        _update(self.masks, grad, self.adam, cfg, k)
+        self.step += 1
+        if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == self.total):
+            current = self.masks.detach()[on]
+            rates = fooling_rate(self.model, topk_mask(current, k), sub, self.source)
+            better = rates > self.best_rate[active]
+            self.best[on[better.to(on.device)]] = current[better.to(on.device)]
+            self.best_rate[active[better]] = rates[better]
+            self.strikes[active] = torch.where(better, 0, self.strikes[active] + 1)
+            self.active = active[self.strikes[active] < cfg.patience]
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where the search stands."""
+        return {"step": self.step, "masks": self.masks.detach().cpu(),
+                "best": self.best.cpu(), "best_rate": self.best_rate,
+                "strikes": self.strikes, "active": self.active,
+                "adam": self.adam.state_dict() if self.adam else None,
+                "samplers": [s.state_dict() for s in self.rows.samplers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.masks.device
+        with torch.no_grad():
+            self.masks.copy_(state["masks"].to(device))
+        self.best = state["best"].to(device)
+        self.best_rate, self.strikes = state["best_rate"], state["strikes"]
+        self.active, self.step = state["active"], state["step"]
+        if self.adam is not None:
+            self.adam.load_state_dict(state["adam"])
+        for sampler, s in zip(self.rows.samplers, state["samplers"], strict=True):
+            sampler.load_state_dict(s)
+
+
+def optimise(model: nn.Module, rows: Rows, masks: torch.Tensor, source: ImageSource,
+             cfg: SearchConfig, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Optimise ``masks`` (R, H, W) of ``rows`` in one go (see :class:`MaskSearch`)."""
+    return MaskSearch(model, rows, masks, source, cfg, k).run()
 
 
 @torch.no_grad()

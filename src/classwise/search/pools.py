@@ -102,3 +102,11 @@ class RowSampler:
             self._queue = np.concatenate([self._queue, self.train[perm]])
         batch, self._queue = self._queue[:batch_size], self._queue[batch_size:]
         return batch
+
+    def state_dict(self) -> dict:
+        """The stream's position: its generator state and the rest of the current epoch."""
+        return {"generator": self._gen.get_state(), "queue": self._queue.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._gen.set_state(state["generator"])
+        self._queue = np.asarray(state["queue"], dtype=np.int64)

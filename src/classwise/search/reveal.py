@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from classwise.errors import UsageError
 from classwise.models import check_model, load_model, resolve_device
 from classwise.progress import progress
 from classwise.search.canvas import Candidate, candidates_for, canvas_images, parse_canvas
+from classwise.search.checkpoint import Checkpoint
 from classwise.search.config import SearchConfig, make_config
-from classwise.search.engine import Rows, fooling_rate, initial_masks, optimise
+from classwise.search.engine import MaskSearch, Rows, fooling_rate, initial_masks
 from classwise.search.ops import pixels_for_budget, topk_mask
 from classwise.search.pools import ImageSource, RowSampler, partition
 from classwise.seeding import seed_everything
@@ -100,43 +102,78 @@ class Searcher:
         return [flat[i] for i in keep], rows.take(keep), torch.cat(masks)[keep]
 
     def run(self, classes: list[int], canvas: str,
-            on_done: Callable[[list[int], np.ndarray, list[Candidate], float], None]) -> None:
+            on_done: Callable[[list[int], np.ndarray, list[Candidate], float], None],
+            checkpoint: Checkpoint | None = None) -> None:
         """Search ``classes`` chunk by chunk; call ``on_done`` after each chunk.
 
         Each class keeps the finalist whose optimised pattern fools most held-out images.
+        With a ``checkpoint``, finished chunks are skipped and a chunk in progress
+        continues from its last saved state.
         """
-        labels = self.data.train.labels
         per_chunk = max(1, self.per_pass // self.cfg.finalists)
-        for sl in chunks(len(classes), per_chunk):
-            start = time.perf_counter()
+        for i, sl in enumerate(chunks(len(classes), per_chunk)):
             part = classes[sl]
-            per_class = [candidates_for(t, canvas, self.cfg.canvas_candidates, self.pools, labels)
-                         for t in part]
+            done = checkpoint.finished(i) if checkpoint else None
+            if done is None:
+                done = self.search_chunk(i, part, canvas, checkpoint)
+            on_done(part, done["masks"], [Candidate(**c) for c in done["candidates"]],
+                    done["seconds"])
+
+    def search_chunk(self, i: int, part: list[int], canvas: str,
+                     checkpoint: Checkpoint | None) -> dict:
+        """Screen, optimise and pick the canvases of the classes ``part`` (chunk ``i``)."""
+        start = time.perf_counter()
+        saved = checkpoint.partial(i) if checkpoint else None
+        if saved is None:
+            labels = self.data.train.labels
+            per_class = [candidates_for(t, canvas, self.cfg.canvas_candidates, self.pools,
+                                        labels) for t in part]
             cands, rows, init = self.screen(per_class)
-            bar = progress(total=None, enabled=self.show_progress,
-                           desc=f"search classes {part[0]}..{part[-1]}", unit="row-step")
-            masks, rates = optimise(self.model, rows, init, self.source, self.cfg, self.k,
-                                    tick=bar.update)
-            bar.close()
-            best = [max((i for i, c in enumerate(cands) if c.target == t),
-                        key=lambda i: (float(rates[i]) if rates is not None else 0.0, -i))
-                    for t in part]
-            on_done(part, masks[best].cpu().numpy(), [cands[i] for i in best],
-                    time.perf_counter() - start)
+            offset = 0.0
+        else:
+            cands = [Candidate(**c) for c in saved["candidates"]]
+            rows, init, offset = self.rows(cands), saved["search"]["masks"], saved["seconds"]
+        search = MaskSearch(self.model, rows, init.to(self.device), self.source, self.cfg,
+                            self.k)
+        if saved is not None:
+            search.load_state_dict(saved["search"])
+
+        def save(s: MaskSearch) -> None:
+            checkpoint.save_partial(i, {"candidates": [asdict(c) for c in cands],
+                                        "search": s.state_dict(),
+                                        "seconds": offset + time.perf_counter() - start})
+
+        bar = progress(total=search.total * len(rows), enabled=self.show_progress,
+                       desc=f"classes {part[0]}..{part[-1]}", unit="row-step",
+                       initial=search.step * len(rows))
+        masks, rates = search.run(tick=bar.update, checkpoint=save if checkpoint else None)
+        bar.close()
+        best = [max((j for j, c in enumerate(cands) if c.target == t),
+                    key=lambda j: (float(rates[j]) if rates is not None else 0.0, -j))
+                for t in part]
+        done = {"masks": masks[best].cpu().numpy(),
+                "candidates": [asdict(cands[j]) for j in best],
+                "seconds": offset + time.perf_counter() - start}
+        if checkpoint:
+            checkpoint.save_finished(i, done)
+        return done
 
 
 def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
            classes: str | Sequence[int | str] | None = "all", budget: float | None = None,
            pixels: int | None = None, preset: str = "default", canvas: str | None = None,
            seed: int = 0, device: str | None = None, max_batch: int | None = None,
-           show_progress: bool = True, model_name: str | None = None, **overrides: Any):
+           show_progress: bool = True, model_name: str | None = None,
+           checkpoint: str | Path | None = None, resume: bool = False, **overrides: Any):
     """Reveal the class-wise pattern of each class of ``model`` on ``data``.
 
     Canvases and search images come from disjoint pools of the ``train`` split; every
     figure is measured on ``test``. ``budget`` is the share of pixels kept (default 0.05),
     or give ``pixels``. ``overrides`` change single settings of the preset (see
     :class:`~classwise.search.config.SearchConfig`); ``model_name`` is what the results
-    call the model (default: its path).
+    call the model (default: its path). With ``checkpoint`` (a folder), progress is saved
+    after each chunk of classes and every 30 s within one; ``resume=True`` continues from it
+    and ends with the results an uninterrupted run would give.
 
     >>> from classwise.models import create_model
     >>> net = create_model("small-cnn", (1, 8, 8), 10)
@@ -164,6 +201,11 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
                                 else str(model)),
         "data": ds.name, "preset": preset, "budget": k / (h * w), "budget_pixels": k,
         "seed": seed, "device": str(dev), "search": cfg.to_dict()})
+    ckpt = None
+    if checkpoint is not None:
+        ckpt = Checkpoint(checkpoint, {**result.settings, "classes": wanted,
+                                       "per_pass": searcher.per_pass}, resume)
+        ckpt.start()
     searcher.run(wanted, cfg.canvas, lambda part, masks, chosen, secs: result.add(
-        part, masks, chosen, secs, net, ds, k, seed))
+        part, masks, chosen, secs, net, ds, k, seed), ckpt)
     return result.finish()

@@ -1,0 +1,56 @@
+"""Shared helpers of the benchmark scripts: cached models, tables, JSON, machine info."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from classwise.fileio import write_json
+from classwise.training import train
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / "out"
+RESULTS = ROOT / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(), "processor": platform.processor() or "unknown",
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "torch": torch.__version__}
+
+
+def cached_model(name: str, **train_args: Any) -> Path:
+    """Train once into ``bench/out/<name>`` and reuse it afterwards."""
+    folder = CACHE / name
+    if not (folder / "model.ts").is_file():
+        train(out=folder, show_progress=False, **train_args)
+    return folder
+
+
+def meta(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "meta.json").read_text())
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """A GitHub-flavoured markdown table of ``rows`` (``columns``: key, heading)."""
+
+    def cell(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(h for _, h in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def save(name: str, payload: dict[str, Any]) -> Path:
+    path = RESULTS / f"{name}.json"
+    write_json(path, payload)
+    return path
