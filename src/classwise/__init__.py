@@ -15,10 +15,11 @@ from classwise.errors import ClasswiseError, RunError, UsageError
 from classwise.evaluation.transfer import evaluate
 from classwise.models import load_model
 from classwise.results import RevealResult
+from classwise.scale import merge
 from classwise.search.reveal import reveal
 from classwise.training import train
 
 __version__ = "0.1.0"
 
 __all__ = ["ClasswiseError", "Dataset", "RevealResult", "RunError", "Split", "UsageError",
-           "demo", "evaluate", "load_data", "load_model", "reveal", "train"]
+           "demo", "evaluate", "load_data", "load_model", "merge", "reveal", "train"]

@@ -1,7 +1,8 @@
 """The ``classwise`` command: a thin shell that parses, seeds and calls one API function each.
 
 ``train`` -> :func:`classwise.train`, ``reveal`` -> :func:`classwise.reveal`,
-``evaluate`` -> :func:`classwise.evaluate`, ``demo`` -> :func:`classwise.demo`.
+``evaluate`` -> :func:`classwise.evaluate`, ``merge`` -> :func:`classwise.merge`,
+``demo`` -> :func:`classwise.demo`.
 """
 
 from __future__ import annotations
@@ -156,6 +157,14 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
     _common(p)
     _out(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    g = p.add_argument_group("scale-out")
+    g.add_argument("--shard", help="I/N: search every N-th class from the I-th; join the "
+                   "shards with 'classwise merge'")
+    g.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="fan chunks of classes out over a Ray cluster (pip install "
+                        "'classwise[ray]')")
+    g.add_argument("--ray-address", help="address of a running Ray cluster (default: start a "
+                   "local one)")
     return run_reveal
 
 
@@ -169,7 +178,8 @@ def run_reveal(args: argparse.Namespace) -> None:
     result = reveal(model, data, classes=args.classes, budget=args.budget, pixels=args.pixels,
                     preset=args.preset, canvas=args.canvas, seed=args.seed, device=args.device,
                     max_batch=args.max_batch, show_progress=not args.no_progress,
-                    model_name=args.model, checkpoint=out / DIRNAME, resume=args.resume)
+                    model_name=args.model, checkpoint=out / DIRNAME, resume=args.resume,
+                    shard=args.shard, executor=args.executor, ray_address=args.ray_address)
     _finish(result, out)
     shutil.rmtree(out / DIRNAME, ignore_errors=True)
 
@@ -217,7 +227,27 @@ def run_demo(args: argparse.Namespace) -> None:
           f"(open {out / 'reveal' / 'report.html'})")
 
 
-COMMANDS = (add_train, add_reveal, add_evaluate, add_demo)
+# -- merge -------------------------------------------------------------------------------
+
+def add_merge(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("merge", help="join the run folders of shards into one run",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders written by reveal --shard I/N")
+    _out(p)
+    return run_merge
+
+
+def run_merge(args: argparse.Namespace) -> None:
+    from classwise.runs import check_out, summary_table
+    from classwise.scale import merge
+
+    out = check_out(args.out, args.force)
+    result = merge(args.runs, out)
+    print(summary_table(result.records))
+    print(f"wrote {out} (open {out / 'report.html'})")
+
+
+COMMANDS = (add_train, add_reveal, add_evaluate, add_merge, add_demo)
 
 
 def build_parser() -> tuple[Parser, dict[str, Handler]]:

@@ -17,6 +17,7 @@ from classwise.data.base import Dataset
 from classwise.errors import UsageError
 from classwise.models import check_model, load_model, resolve_device
 from classwise.progress import progress
+from classwise.scale import shard_classes
 from classwise.search.canvas import Candidate, candidates_for, canvas_images, parse_canvas
 from classwise.search.checkpoint import Checkpoint
 from classwise.search.config import SearchConfig, make_config
@@ -108,18 +109,28 @@ class Searcher:
 
         Each class keeps the finalist whose optimised pattern fools most held-out images.
         With a ``checkpoint``, finished chunks are skipped and a chunk in progress
-        continues from its last saved state.
+        continues from its last saved state. A chunk that runs out of memory is retried
+        with half as many rows per pass.
         """
-        per_chunk = max(1, self.per_pass // self.cfg.finalists)
-        for i, sl in enumerate(chunks(len(classes), per_chunk)):
-            part = classes[sl]
-            done = checkpoint.finished(i) if checkpoint else None
+        pending = list(classes)
+        while pending:
+            part = pending[:max(1, self.per_pass // self.cfg.finalists)]
+            key = f"{part[0]}-{part[-1]}-{len(part)}"
+            done = checkpoint.finished(key) if checkpoint else None
             if done is None:
-                done = self.search_chunk(i, part, canvas, checkpoint)
+                try:
+                    done = self.search_chunk(key, part, canvas, checkpoint)
+                except (RuntimeError, MemoryError) as e:
+                    if not _out_of_memory(e) or self.per_pass == 1:
+                        raise
+                    self.per_pass //= 2
+                    _free_memory(self.device)
+                    continue
             on_done(part, done["masks"], [Candidate(**c) for c in done["candidates"]],
                     done["seconds"])
+            pending = pending[len(part):]
 
-    def search_chunk(self, i: int, part: list[int], canvas: str,
+    def search_chunk(self, i: str, part: list[int], canvas: str,
                      checkpoint: Checkpoint | None) -> dict:
         """Screen, optimise and pick the canvases of the classes ``part`` (chunk ``i``)."""
         start = time.perf_counter()
@@ -159,12 +170,25 @@ class Searcher:
         return done
 
 
+def _out_of_memory(error: BaseException) -> bool:
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or "out of memory" in text \
+        or "can't allocate memory" in text
+
+
+def _free_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
            classes: str | Sequence[int | str] | None = "all", budget: float | None = None,
            pixels: int | None = None, preset: str = "default", canvas: str | None = None,
            seed: int = 0, device: str | None = None, max_batch: int | None = None,
            show_progress: bool = True, model_name: str | None = None,
-           checkpoint: str | Path | None = None, resume: bool = False, **overrides: Any):
+           checkpoint: str | Path | None = None, resume: bool = False,
+           shard: str | None = None, executor: str = "local", ray_address: str | None = None,
+           **overrides: Any):
     """Reveal the class-wise pattern of each class of ``model`` on ``data``.
 
     Canvases and search images come from disjoint pools of the ``train`` split; every
@@ -173,7 +197,10 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
     :class:`~classwise.search.config.SearchConfig`); ``model_name`` is what the results
     call the model (default: its path). With ``checkpoint`` (a folder), progress is saved
     after each chunk of classes and every 30 s within one; ``resume=True`` continues from it
-    and ends with the results an uninterrupted run would give.
+    and ends with the results an uninterrupted run would give. ``shard="I/N"`` searches
+    every N-th requested class from the I-th (join shards with :func:`classwise.merge`);
+    ``executor="ray"`` fans chunks of classes out over a Ray cluster (``ray_address``, or a
+    local instance). The same seed gives the same patterns however the work is split.
 
     >>> from classwise.models import create_model
     >>> net = create_model("small-cnn", (1, 8, 8), 10)
@@ -189,18 +216,33 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
     dev = resolve_device(net, device)
     check_model(net, ds.test.load([0, 1]), ds.num_classes)
     wanted = parse_classes(classes, ds)
+    if shard is not None:
+        wanted = shard_classes(wanted, shard)
+        if not wanted:
+            raise UsageError(f"shard {shard} holds no classes; use at most as many shards as "
+                             "classes")
+    if executor not in ("local", "ray"):
+        raise UsageError(f"unknown executor {executor!r}; use local or ray")
     c, h, w = ds.image_shape
     k = pixels_for_budget(budget, pixels, h, w)
     cfg = make_config(preset, canvas=canvas, **overrides)
     parse_canvas(cfg.canvas)
     seed_everything(seed)
-    searcher = Searcher(net, ds, cfg, k, seed, dev, rows_per_pass(cfg, ds.image_shape, max_batch),
-                        show_progress)
+    per_pass = rows_per_pass(cfg, ds.image_shape, max_batch)
+    if executor == "ray":
+        from classwise.scale import reveal_ray
+
+        return reveal_ray(model, data, wanted, ray_address, chunk=max(1, per_pass // cfg.finalists),
+                          budget=budget, pixels=pixels, preset=preset, canvas=canvas, seed=seed,
+                          device=device, max_batch=max_batch, model_name=model_name,
+                          **overrides)
+    searcher = Searcher(net, ds, cfg, k, seed, dev, per_pass, show_progress)
     result = RevealResult.empty(ds, k, settings={
         "model": model_name or (type(model).__name__ if isinstance(model, nn.Module)
                                 else str(model)),
         "data": ds.name, "preset": preset, "budget": k / (h * w), "budget_pixels": k,
-        "seed": seed, "device": str(dev), "search": cfg.to_dict()})
+        "seed": seed, "device": str(dev), "search": cfg.to_dict(),
+        **({"shard": shard} if shard else {})})
     ckpt = None
     if checkpoint is not None:
         ckpt = Checkpoint(checkpoint, {**result.settings, "classes": wanted,

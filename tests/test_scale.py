@@ -1,0 +1,75 @@
+"""Shards, merging and Ray give the same patterns as one local run."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from classwise import merge, reveal, train
+from classwise.cli import main
+from classwise.errors import UsageError
+from classwise.scale import parse_shard, shard_classes
+
+SETTINGS = dict(pixels=4, seed=1, show_progress=False, max_steps=6, canvas_candidates=2,
+                device="cpu")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    train("digits", epochs=2, seed=0, show_progress=False, out=out)
+    return out
+
+
+def same(a, b):
+    np.testing.assert_array_equal(a.classes, b.classes)
+    np.testing.assert_array_equal(a.patterns, b.patterns)
+    np.testing.assert_allclose(a.masks, b.masks, atol=1e-6)
+    assert [r["predictive_power"] for r in a.records] == \
+        [r["predictive_power"] for r in b.records]
+
+
+def test_shard_parsing():
+    assert parse_shard("2/3") == (2, 3)
+    assert shard_classes(range(10), "2/3") == [1, 4, 7]
+    for bad in ("0/3", "4/3", "x", "1/0"):
+        with pytest.raises(UsageError):
+            parse_shard(bad)
+
+
+def test_merged_shards_equal_the_whole_run(model_dir, tmp_path):
+    whole = reveal(model_dir, "digits", classes="0,1,2,3", **SETTINGS)
+    for i in (1, 2):
+        reveal(model_dir, "digits", classes="0,1,2,3", shard=f"{i}/2",
+               **SETTINGS).save(tmp_path / f"s{i}")
+    merged = merge([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged")
+    same(merged, whole)
+    assert (tmp_path / "merged" / "class_3" / "examples.png").is_file()
+
+
+def test_merge_refuses_shards_of_different_runs(model_dir, tmp_path):
+    reveal(model_dir, "digits", classes="0", **SETTINGS).save(tmp_path / "a", pictures=False)
+    reveal(model_dir, "digits", classes="1", **{**SETTINGS, "seed": 2}).save(
+        tmp_path / "b", pictures=False)
+    assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b"),
+                 "--out", str(tmp_path / "m")]) == 2
+    assert not (tmp_path / "m").exists()
+
+
+def test_shard_out_of_range_is_a_usage_error(model_dir, tmp_path):
+    assert main(["reveal", "--model", str(model_dir), "--data", "digits", "--shard", "3/2",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_a_local_ray_run_equals_a_local_run(model_dir):
+    import ray
+
+    local = reveal(model_dir, "digits", classes="0,1,2", **SETTINGS)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        fanned = reveal(model_dir, "digits", classes="0,1,2", executor="ray", **SETTINGS)
+    finally:
+        ray.shutdown()
+    same(fanned, local)
