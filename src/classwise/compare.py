@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from classwise.errors import UsageError
 from classwise.fileio import save_figure, write_json
-from classwise.report.figures import DPI, pattern_picture
+from classwise.report.figures import DPI, _show, pattern_picture
 from classwise.results import RevealResult
 
 FIGURES = ("predictive_power", "no_pattern", "random_pixels", "pixels", "components",
@@ -82,7 +82,8 @@ class CompareResult:
     def figure(self) -> Figure:
         """A row per class; per run a canvas and a pattern column, titled with the run's
         label and mean predictive power. A class a run did not search is left blank."""
-        classes, power = self.classes, self.means()["predictive_power"]
+        classes = self.classes
+        power = self.means().get("predictive_power", [None] * len(self.runs))
         fig = Figure(figsize=(2.3 * len(self.runs) + 0.4, 1.1 * len(classes) + 0.7),
                      layout="constrained")
         for j, (sub, run) in enumerate(zip(np.atleast_1d(fig.subfigures(1, len(self.runs))),
@@ -113,18 +114,16 @@ class CompareResult:
 def _draw_cell(axes: Sequence[Any], run: RevealResult, i: int | None,
                record: dict[str, Any] | None) -> None:
     """Canvas and pattern of pattern ``i`` of ``run`` on two axes (blank when ``i`` is None)."""
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
     if i is None:
         for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
             ax.set_frame_on(False)
         axes[1].set_xlabel("not searched", fontsize=7, labelpad=1)
         return
     canvas = run.canvases[i]
-    for ax, image in zip(axes, (canvas, pattern_picture(canvas, run.patterns[i])), strict=True):
-        picture = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-        ax.imshow(np.clip(picture, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    _show(axes[0], canvas)
+    _show(axes[1], pattern_picture(canvas, run.patterns[i]))
     power = (record or {}).get("predictive_power")
     axes[1].set_xlabel("pp –" if power is None else f"pp {power:.2f}", fontsize=7, labelpad=1)
 
