@@ -1,0 +1,132 @@
+"""Speed and scale: paper vs default, and cost per class as classes and resolution grow.
+
+    python bench/speed.py                      # everything (long on a CPU)
+    python bench/speed.py --part presets       # paper vs default on mnist5k, 10 classes, 5%
+    python bench/speed.py --part scale         # classes 10/100/1000 and 28/64/224 px
+
+Each scale configuration runs in its own process so its peak memory (max RSS) is its own.
+The scale part times the search alone (no evaluation) with a fixed, short schedule on a
+randomly initialised small CNN with that many outputs and random images: the cost of
+the search does not depend on what the model learned. Writes bench/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from common import cached_model, machine, save, table
+
+SCALE_STEPS = dict(max_steps=4, eval_every=0, val_images=0, canvas_candidates=1, finalists=1,
+                   init="constant", batch_size=8)
+
+
+def synthetic(classes: int, size: int, seed: int = 0):
+    """Random images: 2 training images per class (canvas pool 1, search pool 1), 1 test."""
+    from classwise.data.base import ArraySplit, Dataset
+
+    gen = np.random.default_rng(seed)
+    y_train = np.repeat(np.arange(classes), 2)
+    y_test = np.arange(classes)
+    x = gen.integers(0, 256, (len(y_train) + classes, 1, size, size), dtype=np.uint8)
+    return Dataset(f"random{classes}x{size}", ArraySplit(x[:len(y_train)], y_train),
+                   ArraySplit(x[len(y_train):], y_test))
+
+
+def one_scale_run(classes: int, size: int, searched: int, batched: bool,
+                  max_batch: int) -> dict:
+    """Time the search of ``searched`` classes; runs inside its own process."""
+    from classwise.models import create_model
+    from classwise.search.config import make_config
+    from classwise.search.reveal import Searcher
+
+    torch.manual_seed(0)
+    data = synthetic(classes, size)
+    model = create_model("small-cnn", (1, size, size), classes).eval()
+    cfg = make_config("default", classes_per_pass=None if batched else 1, **SCALE_STEPS)
+    per_pass = max(1, max_batch // cfg.batch_size) if batched else 1
+    searcher = Searcher(model, data, cfg, k=max(1, round(0.05 * size * size)), seed=0,
+                        device=torch.device("cpu"), per_pass=per_pass, show_progress=False)
+    start = time.perf_counter()
+    searcher.run(list(range(searched)), cfg.canvas, lambda *a: None)
+    seconds = time.perf_counter() - start
+    return {"classes": classes, "size": size, "searched": searched,
+            "mode": "batched" if batched else "one at a time", "rows_per_pass": per_pass,
+            "seconds": round(seconds, 2), "seconds_per_class": round(seconds / searched, 4),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def scale_rows(max_batch: int) -> list[dict]:
+    configs = []
+    for classes in (10, 100, 1000):
+        configs += [(classes, 28, classes, True), (classes, 28, min(classes, 20), False)]
+    for size in (64, 224):
+        configs += [(10, size, 10, True), (10, size, 10, False)]
+    configs.append((1000, 224, 1000, True))
+    rows = []
+    for classes, size, searched, batched in configs:
+        code = ("import json, sys; sys.path.insert(0, 'bench'); import speed; "
+                f"print(json.dumps(speed.one_scale_run({classes}, {size}, {searched}, "
+                f"{batched}, {max_batch})))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def preset_rows(seed: int) -> list[dict]:
+    from classwise import reveal
+
+    folder = cached_model(f"natural_mnist5k_small-cnn_s{seed}", data="mnist5k",
+                          arch="small-cnn", epochs=5, seed=seed)
+    rows = []
+    for preset in ("paper", "default"):
+        start = time.perf_counter()
+        result = reveal(folder, "mnist5k", preset=preset, budget=0.05, seed=seed,
+                        show_progress=False, device="cpu")
+        rows.append({"preset": preset, "seconds": round(time.perf_counter() - start, 1),
+                     "search_seconds": result.settings["seconds"],
+                     "predictive_power": result.mean_predictive_power})
+        print(rows[-1], flush=True)
+    paper, default = rows
+    default["speed-up"] = round(paper["seconds"] / default["seconds"], 1)
+    default["power ratio"] = round(default["predictive_power"] / paper["predictive_power"], 2)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=["all", "presets", "scale"], default="all")
+    p.add_argument("--max-batch", type=int, default=512,
+                   help="search images per forward pass in batched mode")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    payload = {"command": "python bench/speed.py " + " ".join(sys.argv[1:]),
+               "machine": machine()}
+    if args.part in ("all", "presets"):
+        payload["presets"] = preset_rows(args.seed)
+        print(table(payload["presets"], [("preset", "preset"), ("seconds", "wall s"),
+                                         ("predictive_power", "mean predictive power"),
+                                         ("speed-up", "speed-up"),
+                                         ("power ratio", "power ratio")]))
+    if args.part in ("all", "scale"):
+        payload["scale"] = scale_rows(args.max_batch)
+        print(table(payload["scale"], [("classes", "classes"), ("size", "px"),
+                                       ("mode", "mode"), ("searched", "classes searched"),
+                                       ("rows_per_pass", "rows/pass"),
+                                       ("seconds_per_class", "s/class"),
+                                       ("peak_rss_mib", "peak MiB")]))
+    print(f"wrote {save('speed' if args.part == 'all' else f'speed_{args.part}', payload)}")
+
+
+if __name__ == "__main__":
+    main()
