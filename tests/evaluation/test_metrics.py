@@ -1,0 +1,89 @@
+"""Predictive power, its baselines, and that they are measured on the test split only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import recording_digits, tiny_model
+from torch import nn
+
+from classwise.data.base import ArraySplit, Dataset
+from classwise.errors import UsageError
+from classwise.evaluation.metrics import other_class_indices, predictive_power, random_pattern
+from classwise.results import evaluate_pattern
+
+
+class CornerModel(nn.Module):
+    """Predicts class 1 when the top-left pixel is bright, else class 0 (never class 2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        corner = x[:, 0, 0, 0]
+        return torch.stack([torch.zeros_like(corner), 10 * (corner - 0.5),
+                            torch.full_like(corner, -1.0)], 1)
+
+
+def split_of(corners: list[float], labels: list[int]) -> ArraySplit:
+    """2x2 grey images, dark but for the given top-left values."""
+    x = np.zeros((len(labels), 1, 2, 2), np.float32)
+    x[:, 0, 0, 0] = corners
+    return ArraySplit(x, np.array(labels))
+
+
+# Labels 0, 0, 2, 2, 1, 1: one image of class 0 is already bright (classified as 1).
+TEST = split_of([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [0, 0, 2, 2, 1, 1])
+CANVAS = torch.ones(1, 2, 2)
+CORNER = np.array([[True, False], [False, False]])
+
+
+def test_pattern_on_the_deciding_pixel_fools_every_other_image():
+    assert predictive_power(CornerModel(), TEST, 1, CANVAS, CORNER) == 1.0
+
+
+def test_pattern_elsewhere_changes_nothing():
+    assert predictive_power(CornerModel(), TEST, 1, CANVAS, ~CORNER) == 0.25
+
+
+def test_no_pattern_counts_other_classes_only():
+    # 1 of the 4 images outside class 1 is classified as 1; class 1's own images do not count.
+    assert predictive_power(CornerModel(), TEST, 1, CANVAS, None) == 0.25
+    assert predictive_power(CornerModel(), TEST, 2, CANVAS, CORNER) == 0.0
+
+
+def test_dark_canvas_takes_the_fooling_away():
+    assert predictive_power(CornerModel(), TEST, 1, torch.zeros(1, 2, 2), CORNER) == 0.0
+
+
+def test_only_target_images_is_an_error():
+    only_ones = split_of([0.0, 0.0], [1, 1])
+    with pytest.raises(UsageError, match="no images outside class 1"):
+        other_class_indices(only_ones, 1)
+
+
+def test_random_pattern_is_seeded_per_class():
+    a = random_pattern((8, 8), 6, seed=0, target=3)
+    assert a.dtype == bool and a.shape == (8, 8) and a.sum() == 6
+    np.testing.assert_array_equal(a, random_pattern((8, 8), 6, seed=0, target=3))
+    assert not np.array_equal(a, random_pattern((8, 8), 6, seed=0, target=4))
+    assert not np.array_equal(a, random_pattern((8, 8), 6, seed=1, target=3))
+
+
+def test_evaluate_pattern_reads_the_test_split():
+    """Train images are all bright (class 1 everywhere); test images are dark."""
+    data = Dataset("special", split_of([1.0] * 3, [0, 1, 2]), TEST, ["a", "b", "c"])
+    figures = evaluate_pattern(CornerModel(), data, 1, CANVAS.numpy(), CORNER, seed=0)
+    assert figures["no_pattern"] == 0.25
+    assert figures["predictive_power"] == 1.0
+    assert 0.25 <= figures["random_pixels"] <= 1.0
+
+
+def test_evaluate_pattern_never_loads_training_images():
+    data = recording_digits()
+    pattern = np.zeros((8, 8), bool)
+    pattern[3:5, 3:5] = True
+    evaluate_pattern(tiny_model(), data, 7, np.ones((1, 8, 8), np.float32), pattern, seed=0)
+    assert data.train.loaded == []
+    others = np.flatnonzero(data.test.labels != 7)
+    loaded = data.test.all_loaded()
+    assert np.isin(loaded, others).all()
+    np.testing.assert_array_equal(np.unique(loaded), others)

@@ -1,0 +1,86 @@
+"""Shared test helpers: one tiny trained digits model (trained once per session), a reveal
+of it, a split that records what it loads, and predictive power counted by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from classwise.data import load_data
+from classwise.data.base import ArraySplit, Dataset
+from classwise.results import RevealResult
+from classwise.search.reveal import reveal
+from classwise.training import train
+
+SMALL = {"max_steps": 10, "canvas_candidates": 2}
+"""Overrides that keep a default-preset search on digits around a second."""
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """One torch thread, also for module-scoped fixtures (they start before the autouse one)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@cache
+def digits() -> Dataset:
+    """The built-in 8x8 digits (1,437 train / 360 test)."""
+    return load_data("digits")
+
+
+@cache
+def tiny_model(seed: int = 0) -> nn.Module:
+    """A small CNN trained 5 epochs on digits (about 95% test accuracy). Do not modify it."""
+    with one_thread():
+        return train(digits(), arch="small-cnn", epochs=5, seed=seed, show_progress=False).model
+
+
+@cache
+def revealed() -> RevealResult:
+    """Every class of :func:`tiny_model` revealed with the default preset at 10% of the pixels."""
+    with one_thread():
+        return reveal(tiny_model(), digits(), budget=0.1, show_progress=False)
+
+
+class RecordingSplit(ArraySplit):
+    """An in-memory split that remembers every index it loads."""
+
+    def __init__(self, split: ArraySplit) -> None:
+        super().__init__(split.images, split.labels, split.object_masks)
+        self.loaded: list[np.ndarray] = []
+
+    def _load(self, indices: np.ndarray) -> torch.Tensor:
+        self.loaded.append(indices.copy())
+        return super()._load(indices)
+
+    def all_loaded(self) -> np.ndarray:
+        return np.concatenate(self.loaded) if self.loaded else np.zeros(0, np.int64)
+
+
+def recording_digits() -> Dataset:
+    """Digits whose train and test splits record every load."""
+    d = digits()
+    return Dataset("digits", RecordingSplit(d.train), RecordingSplit(d.test),
+                   list(d.class_names))
+
+
+@torch.no_grad()
+def power_by_hand(model: nn.Module, data: Dataset, target: int, canvas: np.ndarray,
+                  pattern: np.ndarray | None) -> float:
+    """Share of ``data.test``'s other-class images predicted as ``target`` once stamped."""
+    idx = np.flatnonzero(data.test.labels != target)
+    x = data.test.load(idx).numpy()
+    if pattern is not None:
+        x = np.where(pattern, canvas, x)
+    preds = model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).argmax(1).numpy()
+    return float((preds == target).mean())
