@@ -88,8 +88,6 @@ def test_evaluate_reproduces_the_reveal(runs):
     assert again["mean_predictive_power"] == found["mean_predictive_power"]
 
 
-@pytest.mark.xfail(strict=True, reason="evaluate's results.json lacks the per-class 'seconds' "
-                   "and its own settings 'versions' (only the source run's are kept)")
 def test_evaluate_writes_the_same_fields(runs):
     again = json.loads((runs / "eval" / "results.json").read_text())
     assert all(RECORD_FIELDS <= set(r) for r in again["classes"])
@@ -138,9 +136,6 @@ def test_bad_input_exits_2_with_one_line(runs, tmp_path, capsys, case):
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="models.factory.describe keeps the first line of a "
-                   "TorchScript error ('The following operation failed in the TorchScript "
-                   "interpreter.'), not its last line, which names the cause")
 def test_shape_error_names_the_cause(runs, tmp_path, capsys):
     capsys.readouterr()
     assert main(reveal_args(runs, tmp_path / "out", **{"--data": wide_npz(tmp_path / "w.npz")}))

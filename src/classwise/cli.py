@@ -286,9 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug or an unforeseen input: one line unless --debug
         if debug:
             traceback.print_exc()
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"classwise: error: {type(e).__name__}: {first} (rerun with --debug for the "
-              "traceback)", file=sys.stderr)
+        from classwise.models.factory import describe
+
+        print(f"classwise: error: {type(e).__name__}: {describe(e)} (rerun with --debug for "
+              "the traceback)", file=sys.stderr)
         return 1
 
 

@@ -114,8 +114,6 @@ def test_one_step_moves_each_entry_by_the_sign_step(start):
         assert not np.allclose(want, start - 0.02 * sign)  # and the clip bites
 
 
-@pytest.mark.xfail(strict=True, reason="make_config drops None overrides, so the paper "
-                   "preset's epochs=5 always wins and max_steps is silently ignored")
 def test_max_steps_override_shortens_the_paper_preset():
     cfg = make_config("paper", max_steps=3)
     sampler = RowSampler(np.arange(100), seed=0, target=0, slot=0)

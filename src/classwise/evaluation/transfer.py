@@ -13,6 +13,7 @@ from classwise.errors import UsageError
 from classwise.evaluation.shape import shape_figures
 from classwise.models import check_model, load_model
 from classwise.results import RevealResult, evaluate_pattern, make_examples
+from classwise.versions import versions
 
 
 def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
@@ -34,6 +35,7 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
     start = time.perf_counter()
     records, examples = [], {}
     for i, t in enumerate(int(t) for t in source.classes):
+        class_start = time.perf_counter()
         if t >= ds.num_classes:
             raise UsageError(f"the patterns include class {t} but the data has "
                              f"{ds.num_classes} classes; give data with the same classes")
@@ -42,10 +44,12 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
                "canvas_index": old["canvas_index"], "pixels": int(source.patterns[i].sum())}
         rec.update(evaluate_pattern(net, ds, t, source.canvases[i], source.patterns[i], seed))
         rec.update(shape_figures(source.patterns[i]))
+        rec["seconds"] = round(time.perf_counter() - class_start, 3)
         records.append(rec)
         examples[t] = make_examples(net, ds, t, source.canvases[i], source.patterns[i], seed)
     settings = {"evaluated": True, "source": source.settings, "model": model_name or _name(model),
-                "data": ds.name, "seed": seed, "seconds": round(time.perf_counter() - start, 2)}
+                "data": ds.name, "seed": seed, "seconds": round(time.perf_counter() - start, 2),
+                "versions": versions()}
     return RevealResult(source.classes.copy(), source.canvases.copy(), source.masks.copy(),
                         source.patterns.copy(), records, settings, list(ds.class_names),
                         examples)

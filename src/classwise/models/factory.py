@@ -36,9 +36,12 @@ WEIGHT_FORMATS = "a state_dict in .pt, .pth or .safetensors"
 
 
 def describe(error: BaseException) -> str:
-    """The first line of an exception's message (or its type), for one-line errors."""
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
+    """One line of an exception's message (or its type), for one-line errors.
+
+    A multi-line message (TorchScript's, say) ends with the cause, so its last line is kept.
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else type(error).__name__
 
 
 def is_code_spec(spec: str) -> bool:

@@ -81,6 +81,8 @@ def make_config(preset: str = "default", **overrides: Any) -> SearchConfig:
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "max_steps" in overrides and "epochs" not in overrides:
+        overrides["epochs"] = None  # a length in steps replaces the preset's epochs
     fields = set(SearchConfig.__dataclass_fields__)
     unknown = sorted(set(overrides) - fields)
     if unknown:
