@@ -150,8 +150,9 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
     size.add_argument("--budget", type=float, help="share of pixels kept (default 0.05)")
     size.add_argument("--pixels", type=int, help="number of pixels kept")
     p.add_argument("--preset", default="default", choices=["default", "paper"])
-    p.add_argument("--canvas", help="auto, or index:N (the N-th canvas candidate of each class; "
-                   "default: the preset's)")
+    p.add_argument("--canvas", help="auto (screen candidates of the class), index:N (its N-th "
+                   "canvas-pool image), solid:V (V in [0, 1], white, black) or noise, joined by "
+                   "'+' (default: the preset's)")
     p.add_argument("--max-batch", type=int, help="search images per forward pass "
                    "(default: from the image size)")
     _common(p)
@@ -175,6 +176,13 @@ def run_reveal(args: argparse.Namespace) -> None:
 
     out = check_out(args.out, args.force, args.resume)
     model, data = _load(args)
+    if args.executor == "ray":
+        if args.weights or args.mean or args.std or args.image_size:
+            raise UsageError("--executor ray takes the model and data as given on the command "
+                             "line; drop --weights/--mean/--std/--image-size or run locally")
+        model, data = args.model, args.data  # every worker opens them itself
+    if args.force and not args.resume:
+        shutil.rmtree(out / DIRNAME, ignore_errors=True)
     result = reveal(model, data, classes=args.classes, budget=args.budget, pixels=args.pixels,
                     preset=args.preset, canvas=args.canvas, seed=args.seed, device=args.device,
                     max_batch=args.max_batch, show_progress=not args.no_progress,
@@ -221,7 +229,7 @@ def run_demo(args: argparse.Namespace) -> None:
     from classwise.runs import summary_table
 
     out = Path(args.out)
-    result = demo(out, seed=args.seed, show_progress=not args.no_progress)
+    result = demo(out, seed=args.seed, device=args.device, show_progress=not args.no_progress)
     print(summary_table(result.records))
     print(f"wrote {out / 'model'} and {out / 'reveal'} "
           f"(open {out / 'reveal' / 'report.html'})")
