@@ -1,0 +1,184 @@
+"""Backdoor benchmark: scan a zoo of poisoned and clean models with classwise and Neural Cleanse.
+
+For each attack (badnets, trojan, blended, sig, wanet) the zoo holds ``--models-per-attack``
+poisoned models (different targets, seeds and, for patch attacks, trigger positions including
+ones away from the corners) and as many clean models. Both scan methods run on every model and
+the benchmark reports, per attack and method: detection (true and false positive rates, AUROC
+of the largest anomaly index), the share of flagged poisoned models whose flagged class is the
+true target, trigger localisation (share of the flagged pattern's pixels on the trigger mask,
+patch attacks only) and wall time per model. Models are cached under ``bench/out/`` so reruns
+skip training; the figures go to ``bench/results/backdoor.json``.
+
+    .venv/bin/python bench/backdoor.py --data mnist5k
+    .venv/bin/python bench/backdoor.py --data shapes --models-per-attack 2
+    .venv/bin/python bench/backdoor.py --quick          # 1 model per attack, 1 clean
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from classwise.data import load_data
+from classwise.data.base import Dataset
+from classwise.fileio import write_json
+from classwise.models import load_model
+from classwise.scan import scan
+from classwise.training import train
+
+ROOT = Path(__file__).resolve().parent
+ATTACKS = ("badnets", "trojan", "blended", "sig", "wanet")
+PATCH_ATTACKS = ("badnets", "trojan")
+METHODS = ("classwise", "neural-cleanse")
+# Two corners, two off-corner places and the centre; "x,y" is the patch's top-left pixel.
+POSITIONS = {28: ["bottom-right", "top-left", "17,4", "5,17", "center"],
+             32: ["bottom-right", "top-left", "20,5", "6,20", "center"]}
+TRAINING = {"mnist5k": {"epochs": 3, "batch_size": 64, "lr": 2e-3},
+            "shapes": {"epochs": 6, "batch_size": 64, "lr": 2e-3}}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One zoo model: ``attack`` None for a clean one."""
+
+    name: str
+    attack: str | None
+    target: int | None
+    seed: int
+    position: str | None
+
+
+def zoo(data: Dataset, per_attack: int) -> list[Spec]:
+    """``per_attack`` rounds of one poisoned model per attack and one clean model."""
+    positions = POSITIONS[data.image_shape[1]]
+    specs = []
+    for i in range(per_attack):  # round by round, so any prefix of the zoo is balanced
+        for a, attack in enumerate(ATTACKS):
+            position = positions[i % len(positions)] if attack in PATCH_ATTACKS else None
+            specs.append(Spec(f"{attack}-{i}", attack, (3 * i + a + 1) % data.num_classes,
+                              100 * a + i, position))
+        specs.append(Spec(f"clean-{i}", None, None, 1000 + i, None))
+    return specs
+
+
+def trained(spec: Spec, data: Dataset, folder: Path) -> tuple[torch.nn.Module, dict]:
+    """The model of ``spec`` (trained once, then read from ``folder``) and its meta data."""
+    if not (folder / "meta.json").is_file():
+        options = {} if spec.attack is None else {"attack": spec.attack, "target": spec.target}
+        if spec.position is not None:
+            options["position"] = spec.position
+        train(data, arch="small-cnn", setting="natural" if spec.attack is None else "backdoor",
+              seed=spec.seed, out=folder, show_progress=False, **TRAINING[data.name], **options)
+    return load_model(folder / "model.ts", device="cpu"), json.loads(
+        (folder / "meta.json").read_text())
+
+
+def trigger_mask(folder: Path) -> np.ndarray | None:
+    """The trigger's mask (H, W) bool, or None for a clean model."""
+    path = folder / "trigger.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as f:
+        return f["mask"] > 0
+
+
+def scan_record(spec: Spec, model: torch.nn.Module, data: Dataset, method: str,
+                mask: np.ndarray | None) -> dict:
+    """One model's scan under ``method``: verdict, flagged classes, index, time, localisation."""
+    start = time.perf_counter()
+    result = scan(model, data, method=method, show_progress=False)
+    seconds = time.perf_counter() - start
+    record = {"model": spec.name, "attack": spec.attack or "clean", "target": spec.target,
+              "method": method, "seconds": round(seconds, 2), "flagged": result.flagged,
+              "max_index": float(np.max(result.anomaly_index)),
+              "statistic": [round(float(v), 4) for v in result.values]}
+    if spec.attack in PATCH_ATTACKS and spec.target in result.flagged:
+        pattern = result.patterns[list(result.classes).index(spec.target)]
+        record["on_trigger"] = float(mask[pattern].mean())
+    return record
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """Per attack and method: TPR, FPR (clean models), AUROC, right target, localisation, time."""
+    rows = []
+    for method in METHODS:
+        clean = [r for r in records if r["method"] == method and r["attack"] == "clean"]
+        for attack in (*ATTACKS, "all"):
+            bad = [r for r in records if r["method"] == method and r["attack"] != "clean"
+                   and (attack == "all" or r["attack"] == attack)]
+            if not bad:
+                continue
+            flagged = [r for r in bad if r["flagged"]]
+            scores = [min(r["max_index"], 1e6) for r in bad + clean]
+            labels = [1] * len(bad) + [0] * len(clean)
+            local = [r["on_trigger"] for r in bad if "on_trigger" in r]
+            rows.append({
+                "method": method, "attack": attack, "models": len(bad), "clean": len(clean),
+                "tpr": len(flagged) / len(bad),
+                "fpr": sum(bool(r["flagged"]) for r in clean) / len(clean) if clean else None,
+                "auroc": roc_auc_score(labels, scores) if clean else None,
+                "right_target": (sum(r["target"] in r["flagged"] for r in flagged) / len(flagged)
+                                 if flagged else None),
+                "on_trigger": float(np.mean(local)) if local else None,
+                "seconds": float(np.mean([r["seconds"] for r in bad + clean]))})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """The summary as fixed-width text."""
+    cols = ["method", "attack", "models", "clean", "tpr", "fpr", "auroc", "right_target",
+            "on_trigger", "seconds"]
+
+    def fmt(v: object) -> str:
+        return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+    cells = [cols] + [[fmt(r[c]) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+                     for row in cells)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="mnist5k", choices=sorted(TRAINING))
+    parser.add_argument("--models-per-attack", type=int, default=5)
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma list of {', '.join(METHODS)} (default: both)")
+    parser.add_argument("--quick", action="store_true", help="one model per attack, one clean")
+    parser.add_argument("--train-only", action="store_true", help="fill the model cache only")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "backdoor.json")
+    args = parser.parse_args()
+    data = load_data(args.data)
+    specs = zoo(data, 1 if args.quick else args.models_per_attack)
+    records, models = [], []
+    for spec in specs:
+        folder = ROOT / "out" / "backdoor" / args.data / spec.name
+        model, meta = trained(spec, data, folder)
+        models.append({**asdict(spec), "clean_accuracy": meta["clean_test_accuracy"],
+                       "attack_success_rate": meta.get("attack_success_rate")})
+        print(f"{spec.name}: accuracy {meta['clean_test_accuracy']:.3f} attack success "
+              f"{meta.get('attack_success_rate', float('nan')):.3f}", flush=True)
+        if args.train_only:
+            continue
+        for method in args.methods.split(","):
+            records.append(scan_record(spec, model, data, method, trigger_mask(folder)))
+            r = records[-1]
+            print(f"  {method}: flagged {r['flagged']} max index {r['max_index']:.2f} "
+                  f"({r['seconds']:.1f} s)", flush=True)
+    if args.train_only:
+        return
+    rows = summarise(records)
+    print(table(rows))
+    write_json(args.out, {"data": args.data, "training": TRAINING[args.data], "models": models,
+                          "scans": records, "summary": rows})
+
+
+if __name__ == "__main__":
+    main()

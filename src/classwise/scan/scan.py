@@ -1,0 +1,266 @@
+"""``scan``: decide whether a model is backdoored and which class is the target.
+
+The paper's finding drives the ``classwise`` method: a backdoor target owns a class-wise
+pattern that is anomalously small *and* predictive. For every class ``t`` the scan finds
+``pixels_to_reach``: the fewest pattern pixels whose pattern makes ``rate`` (0.8) of the
+held-out search images of the other classes read as ``t``. It searches a ladder of
+budgets (2, 4, 8, ... pixels, up to about 16% of the image); a class leaves the ladder
+at the first budget that reaches the rate, and its figure is interpolated in log pixels
+between that budget and the one before (a class that never reaches it is extrapolated
+from its two largest budgets, at most the whole image). Canvases are images of the class
+plus solid white, solid black and noise canvases, since a trigger need not appear in any
+clean image of its target. Every decision uses training images only (search pool); test
+images are touched only to report each kept pattern's predictive power.
+
+The outlier rule is Neural Cleanse's (:mod:`classwise.scan.mad`) applied to
+``log(pixels_to_reach)``: anomaly index ``(median - v) / (1.4826 * MAD)``, numpy's median
+(the mean of the two middle values for an even count), a class flagged above 2 (small
+side only). ``neural-cleanse`` runs :func:`~classwise.scan.neural_cleanse.neural_cleanse`
+on search-pool images and applies the same rule to its mask L1 norms, as in its paper.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from classwise.data import load_data
+from classwise.data.base import Dataset
+from classwise.errors import UsageError
+from classwise.fileio import write_json
+from classwise.models import check_model, load_model, resolve_device
+from classwise.results import RevealResult, evaluate_pattern, make_examples
+from classwise.scan.mad import CONSISTENCY, THRESHOLD, anomaly_index
+from classwise.scan.neural_cleanse import neural_cleanse
+from classwise.search.canvas import parse_canvas
+from classwise.search.config import SearchConfig, make_config
+from classwise.search.engine import fooling_rate
+from classwise.search.ops import topk_mask
+from classwise.search.pools import partition
+from classwise.search.reveal import Searcher, rows_per_pass
+from classwise.seeding import rng, seed_everything
+
+METHODS = ("classwise", "neural-cleanse")
+RATE = 0.8
+TOP_SHARE = 0.16
+CANVAS = "solid:white+solid:black+noise+auto"
+SEARCH = {"max_steps": 20, "eval_every": 10, "patience": 1, "canvas_candidates": 2,
+          "finalists": 2, "val_images": 200}
+"""Overrides of the ``default`` preset per budget: shorter, as the ladder runs it often.
+Screening ties (common at small budgets) keep the canvas spec's order, so the synthetic
+canvases, which can carry a trigger, come first."""
+NC_IMAGES = 1000
+MEDIAN = "numpy median: the mean of the two middle values for an even number of classes"
+
+
+@dataclass
+class ScanResult:
+    """Per class the scan statistic, its anomaly index, and the pattern kept (in ``reveal``)."""
+
+    method: str
+    statistic: str
+    values: np.ndarray
+    anomaly_index: np.ndarray
+    reveal: RevealResult
+    settings: dict[str, Any] = field(default_factory=dict)
+    extra: list[dict[str, Any]] = field(default_factory=list)
+    """Per-class figures beside the statistic (e.g. the search rate reached)."""
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self.reveal.classes
+
+    @property
+    def patterns(self) -> np.ndarray:
+        return self.reveal.patterns
+
+    @property
+    def flagged(self) -> list[int]:
+        """Classes whose anomaly index exceeds the threshold, most anomalous first."""
+        order = np.argsort(-self.anomaly_index, kind="stable")
+        return [int(self.classes[i]) for i in order if self.anomaly_index[i] > THRESHOLD]
+
+    @property
+    def verdict(self) -> str:
+        return "backdoored" if self.flagged else "clean"
+
+    def verdict_line(self, out: str | Path | None = None) -> str:
+        """One line a person can act on."""
+        names = self.reveal.class_names
+        if not self.flagged:
+            i = int(np.argmax(self.anomaly_index))
+            return (f"clean: no class is anomalous (largest anomaly index "
+                    f"{self.anomaly_index[i]:.2f} <= {THRESHOLD:g}, class {self.classes[i]} "
+                    f"'{names[self.classes[i]]}'); no backdoor found by {self.method}")
+        i = list(self.classes).index(self.flagged[0])
+        t = self.flagged[0]
+        also = (f" (also flagged: {', '.join(map(str, self.flagged[1:]))})"
+                if len(self.flagged) > 1 else "")
+        where = f"; see {Path(out) / 'report.html'}" if out is not None else ""
+        return (f"BACKDOORED: class {t} '{names[t]}' is the likely target{also}: anomaly index "
+                f"{self.anomaly_index[i]:.1f} > {THRESHOLD:g}; its pattern is "
+                f"{int(self.patterns[i].sum())} pixels ({self.statistic} {self.values[i]:.3g} "
+                f"against a median of {np.median(self.values):.3g}). Do not deploy this "
+                f"model{where}")
+
+    def to_json(self) -> dict[str, Any]:
+        rows = []
+        for i, rec in enumerate(self.reveal.records):
+            rows.append({"class": rec["class"], "name": rec["name"],
+                         "anomaly_index": float(self.anomaly_index[i]),
+                         self.statistic: float(self.values[i]), "pixels": rec["pixels"],
+                         "predictive_power": rec["predictive_power"],
+                         **(self.extra[i] if self.extra else {})})
+        return {"verdict": self.verdict, "flagged": self.flagged, "method": self.method,
+                "statistic": self.statistic, "threshold": THRESHOLD,
+                "consistency_constant": CONSISTENCY, "median": MEDIAN,
+                "index_of": self.settings.get("index_of"), "verdict_line": self.verdict_line(),
+                "classes": rows, "settings": self.settings}
+
+    def save(self, out: str | Path, pictures: bool = True) -> Path:
+        """Write ``scan.json``, then ``patterns.npz``, ``results.json`` and the pictures."""
+        out = Path(out)
+        write_json(out / "scan.json", self.to_json())
+        return self.reveal.save(out, pictures=pictures)
+
+
+def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str = "classwise",
+         seed: int = 0, device: str | None = None, show_progress: bool = True,
+         rate: float = RATE, ladder: list[int] | None = None, canvas: str = CANVAS,
+         nc_images: int = NC_IMAGES, model_name: str | None = None,
+         **overrides: Any) -> ScanResult:
+    """Scan every class of ``model`` on ``data`` for a backdoor with ``method``.
+
+    ``classwise``: the fewest pixels reaching ``rate`` on held-out search images, per
+    class, over budgets ``ladder`` (default 2, 4, 8, ... up to 16% of the pixels) with
+    ``canvas`` sources; ``overrides`` change single search settings (see
+    :class:`~classwise.search.config.SearchConfig`). ``neural-cleanse``: Neural Cleanse on
+    ``nc_images`` search-pool images. Both flag classes by the MAD rule.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown scan method {method!r}; choose {' or '.join(METHODS)}")
+    if not 0 < rate <= 1:
+        raise UsageError(f"rate {rate} is outside (0, 1]; use a share such as 0.8")
+    ds = load_data(data)
+    net = load_model(model, device=device)
+    dev = resolve_device(net, device)
+    check_model(net, ds.test.load([0, 1]), ds.num_classes)
+    seed_everything(seed)
+    settings = {"model": model_name or (type(model).__name__ if isinstance(model, nn.Module)
+                                        else str(model)),
+                "data": ds.name, "method": method, "seed": seed, "device": str(dev)}
+    if method == "neural-cleanse":
+        return _neural_cleanse(net, ds, dev, seed, nc_images, show_progress, settings)
+    cfg = make_config("default", canvas=canvas, **{**SEARCH, **overrides})
+    parse_canvas(cfg.canvas)
+    steps = _ladder(ladder, ds.image_shape)
+    return _classwise(net, ds, dev, seed, rate, steps, cfg, show_progress,
+                      {**settings, "rate": rate, "ladder": steps, "search": cfg.to_dict()})
+
+
+def _ladder(ladder: list[int] | None, image_shape: tuple[int, int, int]) -> list[int]:
+    """The budgets to try, ascending: 2, 4, 8, ... up to ``TOP_SHARE`` of the pixels."""
+    total = image_shape[1] * image_shape[2]
+    if ladder is None:
+        top = max(2, int(TOP_SHARE * total))
+        return [2 ** i for i in range(1, int(math.log2(top)) + 1)]
+    steps = sorted({int(k) for k in ladder})
+    if not steps or steps[0] < 1 or steps[-1] >= total:
+        raise UsageError(f"ladder {ladder} needs pixel counts in 1..{total - 1}, e.g. 1,2,4,8")
+    return steps
+
+
+@dataclass
+class _Rung:
+    """One class's best pattern at one budget."""
+
+    k: int
+    rate: float
+    mask: np.ndarray
+    candidate: Any
+
+
+def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float,
+               ladder: list[int], cfg: SearchConfig, show_progress: bool,
+               settings: dict[str, Any]) -> ScanResult:
+    """Climb the budget ladder; each class stops at the first budget that reaches ``rate``."""
+    tried: dict[int, list[_Rung]] = {t: [] for t in range(ds.num_classes)}
+    remaining = list(tried)
+    per_pass = rows_per_pass(cfg, ds.image_shape, None)
+    for k in ladder:
+        if not remaining:
+            break
+        searcher = Searcher(net, ds, cfg, k, seed, dev, per_pass, show_progress)
+        searcher.run(remaining, cfg.canvas, partial(_record, searcher, k, tried))
+        remaining = [t for t in remaining if tried[t][-1].rate < rate]
+    total = ds.image_shape[1] * ds.image_shape[2]
+    values = np.array([_pixels_to_reach(tried[t], rate, total) for t in tried])
+    result = RevealResult.empty(ds, ladder[-1], {**settings, "index_of": "log(pixels_to_reach)"})
+    extra = []
+    for t, rungs in tried.items():
+        kept = rungs[-1]
+        result.add([t], kept.mask[None], [kept.candidate], 0.0, net, ds, kept.k, seed)
+        extra.append({"search_rate": kept.rate,
+                      "search_rates": {str(r.k): round(r.rate, 4) for r in rungs}})
+    return ScanResult("classwise", "pixels_to_reach", values, anomaly_index(np.log(values)),
+                      result.finish(), result.settings, extra)
+
+
+def _record(searcher: Searcher, k: int, tried: dict[int, list[_Rung]], part: list[int],
+            masks: np.ndarray, chosen: list[Any], seconds: float) -> None:
+    """Measure the held-out search rate of each chosen pattern and file it under its class."""
+    rows = searcher.rows(chosen)
+    patterns = topk_mask(torch.from_numpy(masks).to(searcher.device), k)
+    rates = fooling_rate(searcher.model, patterns, rows, searcher.source)
+    for t, mask, cand, r in zip(part, masks, chosen, rates.tolist(), strict=True):
+        tried[t].append(_Rung(k, r, mask, cand))
+
+
+def _pixels_to_reach(rungs: list[_Rung], rate: float, total: int) -> float:
+    """Pixels at which the rate is reached, on the line through the last two budgets.
+
+    The line is in (log pixels, rate); it interpolates for a class that reached the rate
+    and extrapolates for one that did not, capped at ``total`` pixels.
+    """
+    last = rungs[-1]
+    reached = float(last.k) if last.rate >= rate else float(total)
+    if len(rungs) == 1:
+        return reached
+    prev = rungs[-2]
+    slope = (last.rate - prev.rate) / (math.log(last.k) - math.log(prev.k))
+    if slope <= 0:
+        return reached
+    return float(np.clip(math.exp(math.log(last.k) + (rate - last.rate) / slope), 1, total))
+
+
+def _neural_cleanse(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, images: int,
+                    show_progress: bool, settings: dict[str, Any]) -> ScanResult:
+    """Neural Cleanse on search-pool images; patterns are each mask's top ``round(L1)`` pixels."""
+    pool = partition(ds.train.labels).search
+    indices = np.sort(rng(seed, 0x5C).choice(pool, min(images, len(pool)), replace=False))
+    nc = neural_cleanse(net, ds.train, indices, range(ds.num_classes), seed=seed, device=dev,
+                        show_progress=show_progress)
+    result = RevealResult.empty(ds, 0, {**settings, "index_of": "mask_l1",
+                                        "neural_cleanse": nc.settings})
+    h, w = ds.image_shape[1:]
+    records, patterns = [], []
+    for t, mask, canvas, l1 in zip(nc.classes, nc.masks, nc.patterns, nc.l1, strict=True):
+        k = min(max(1, round(float(l1))), h * w - 1)
+        pattern = topk_mask(torch.from_numpy(mask)[None], k)[0].numpy()
+        records.append({"class": t, "name": ds.class_names[t], "canvas_split": "neural-cleanse",
+                        "pixels": k, **evaluate_pattern(net, ds, t, canvas, pattern, seed)})
+        result.examples[t] = make_examples(net, ds, t, canvas, pattern, seed)
+        patterns.append(pattern)
+    result.classes = np.asarray(nc.classes, np.int64)
+    result.canvases, result.masks = nc.patterns, nc.masks
+    result.patterns, result.records = np.stack(patterns), records
+    extra = [{"search_rate": float(s)} for s in nc.success]
+    return ScanResult("neural-cleanse", "mask_l1", nc.l1, nc.anomaly_index, result.finish(),
+                      result.settings, extra)

@@ -1,0 +1,65 @@
+"""scan flags the target of a tiny poisoned model and no class of a tiny clean one."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from classwise.data import load_data
+from classwise.errors import UsageError
+from classwise.scan import scan
+from classwise.training import train
+
+TARGET = 3
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits")
+
+
+@pytest.fixture(scope="module")
+def poisoned(digits):
+    """A small CNN with a 2x2 white BadNets patch towards class 3."""
+    return train(digits, arch="small-cnn", setting="backdoor", attack="badnets", target=TARGET,
+                 size=2, epochs=8, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def clean(digits):
+    return train(digits, arch="small-cnn", epochs=8, show_progress=False)
+
+
+def test_the_poisoned_model_really_is_backdoored(poisoned):
+    assert poisoned.meta["attack_success_rate"] >= 0.8
+    assert poisoned.meta["clean_test_accuracy"] >= 0.8
+
+
+def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
+    result = scan(poisoned.model, digits, show_progress=False)
+    assert result.verdict == "backdoored" and result.flagged == [TARGET]
+    assert result.values[TARGET] == result.values.min()
+    assert result.verdict_line().startswith(f"BACKDOORED: class {TARGET}")
+    result.save(tmp_path)
+    report = json.loads((tmp_path / "scan.json").read_text())
+    assert report["verdict"] == "backdoored" and report["flagged"] == [TARGET]
+    row = report["classes"][TARGET]
+    assert row["anomaly_index"] > report["threshold"] == 2.0
+    assert row["pixels"] == int(result.patterns[TARGET].sum())
+    assert row["predictive_power"] >= 0.5
+    with np.load(tmp_path / "patterns.npz") as f:
+        assert f["patterns"].shape == (10, 8, 8)
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "anomaly.png").is_file()
+
+
+def test_scan_flags_no_class_of_a_clean_model(clean, digits):
+    result = scan(clean.model, digits, show_progress=False)
+    assert result.verdict == "clean" and result.flagged == []
+    assert result.verdict_line().startswith("clean: no class is anomalous")
+
+
+def test_unknown_method_is_a_usage_error(clean, digits):
+    with pytest.raises(UsageError, match="neural-cleanse"):
+        scan(clean.model, digits, method="strip")
