@@ -20,7 +20,11 @@ class Split:
 
     def __init__(self, labels: np.ndarray, image_shape: tuple[int, int, int],
                  object_masks: np.ndarray | None = None) -> None:
-        self.labels = np.asarray(labels, dtype=np.int64)
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+            raise UsageError(f"labels are {labels.dtype} of shape {labels.shape}; give one "
+                             "integer label per image")
+        self.labels = labels.astype(np.int64)
         self.image_shape = tuple(int(s) for s in image_shape)
         self.object_masks = object_masks
 
@@ -50,10 +54,10 @@ class ArraySplit(Split):
         images = np.asarray(images)
         if images.ndim != 4:
             raise UsageError(f"images must be N x C x H x W, got shape {images.shape}")
-        if len(images) != len(labels):
-            raise UsageError(f"{len(images)} images but {len(labels)} labels; "
-                             "give one label per image")
         super().__init__(labels, images.shape[1:], object_masks)
+        if len(images) != len(self.labels):
+            raise UsageError(f"{len(images)} images but {len(self.labels)} labels; "
+                             "give one label per image")
         self.images = images
 
     def _load(self, indices: np.ndarray) -> torch.Tensor:
@@ -75,6 +79,10 @@ class Dataset:
     def __post_init__(self) -> None:
         if not self.class_names:
             n = int(max(self.train.labels.max(initial=-1), self.test.labels.max(initial=-1))) + 1
+            if n > len(self.train):  # some class would lack training images; name none of them
+                raise UsageError(f"labels go up to {n - 1} but the train split holds only "
+                                 f"{len(self.train)} images; every class 0..{n - 1} needs "
+                                 "training images, so fix the labels")
             self.class_names = [str(i) for i in range(n)]
         validate(self)
 
@@ -110,6 +118,10 @@ class Dataset:
 
 def validate(data: Dataset) -> None:
     """Check that a dataset is usable; raise :class:`UsageError` naming the problem."""
+    odd = next((n for n in data.class_names if not str(n).isprintable()), None)
+    if odd is not None:
+        raise UsageError(f"class name {str(odd)!r} holds a line break or control character; "
+                         "rename the class")
     for name in ("train", "test"):
         split = data.split(name)
         if len(split) == 0:
@@ -117,9 +129,11 @@ def validate(data: Dataset) -> None:
         if split.image_shape != data.train.image_shape:
             raise UsageError(f"train images are {data.train.image_shape} but {name} images are "
                              f"{split.image_shape}; give both splits the same image size")
-        c = split.image_shape[0]
+        c, h, w = split.image_shape
         if c not in (1, 3):
             raise UsageError(f"images have {c} channels; classwise takes 1 (grey) or 3 (RGB)")
+        if min(h, w) < 1:
+            raise UsageError(f"images are {w}x{h} pixels; give images at least 1x1")
         bad = (split.labels < 0) | (split.labels >= data.num_classes)
         if bad.any():
             raise UsageError(f"{name} labels must lie in 0..{data.num_classes - 1}, found "

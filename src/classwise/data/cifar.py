@@ -14,6 +14,7 @@ import numpy as np
 
 from classwise.data.base import ArraySplit, Dataset
 from classwise.errors import UsageError
+from classwise.models.factory import describe
 
 
 class Layout(NamedTuple):
@@ -54,7 +55,11 @@ def load_cifar(path: str | Path, variant: str) -> Dataset:
         raise UsageError(f"{path} looks like {variant} but lacks {', '.join(missing)}; extract "
                          f"all of {layout.archive} there")
     names = _entry(_unpickle(path / layout.meta), layout.names, path / layout.meta)
-    class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    if not isinstance(names, list | tuple):
+        raise UsageError(f"{path / layout.meta}: {layout.names.decode()} is of type "
+                         f"{type(names).__name__}, not a list of names; re-extract "
+                         f"{layout.archive}")
+    class_names = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names]
     train, test = (_split([path / f for f in files], layout.labels)
                    for files in (layout.train, layout.test))
     return Dataset(variant, train, test, class_names)
@@ -64,13 +69,26 @@ def _split(files: list[Path], labels_key: bytes) -> ArraySplit:
     images, labels = [], []
     for path in files:
         batch = _unpickle(path)
-        data = np.asarray(_entry(batch, b"data", path))
+        data = _array(batch, b"data", path)
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
             raise UsageError(f"{path}: data is {data.dtype} {data.shape}; a CIFAR batch holds "
                              "uint8 rows of 3072 values (32x32 RGB); re-extract the archive")
         images.append(data.reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(_entry(batch, labels_key, path), dtype=np.int64))
+        found = _array(batch, labels_key, path)
+        if found.ndim != 1 or not np.issubdtype(found.dtype, np.integer):
+            raise UsageError(f"{path}: {labels_key.decode()} is {found.dtype} {found.shape}; a "
+                             "CIFAR batch holds a list of integer labels; re-extract the archive")
+        labels.append(found.astype(np.int64))
     return ArraySplit(np.concatenate(images), np.concatenate(labels))
+
+
+def _array(batch: dict, key: bytes, path: Path) -> np.ndarray:
+    """``batch[key]`` as a numpy array; a one-line error when it is ragged or not numeric."""
+    try:
+        return np.asarray(_entry(batch, key, path))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{path}: {key.decode()} is not an array ({describe(e)}); re-extract "
+                         "it from the CIFAR archive") from None
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -87,7 +105,8 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as f:
             obj = _ArrayUnpickler(f, encoding="bytes").load()
     except Exception as e:  # a damaged pickle can raise almost anything
-        raise UsageError(f"cannot read {path} as a CIFAR python file ({type(e).__name__}: {e}); "
+        raise UsageError(f"cannot read {path} as a CIFAR python file ({type(e).__name__}: "
+                         f"{describe(e)}); "
                          "re-extract it from the CIFAR archive") from None
     if not isinstance(obj, dict):
         raise UsageError(f"{path} holds a {type(obj).__name__}, not a CIFAR dict; "

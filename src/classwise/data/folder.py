@@ -10,6 +10,7 @@ centre-cropped to ``image_size`` x ``image_size``; without it all images must sh
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,16 @@ from PIL import Image, ImageOps
 
 from classwise.data.base import Dataset, Split
 from classwise.errors import UsageError
+from classwise.models.factory import describe
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 SAMPLE = 64  # images whose headers are read, besides the first of every class
 SPLITS = ("train", "test")
+# What Pillow raises on damaged files: its decoders signal bad data with SyntaxError,
+# struct.error, IndexError or TypeError besides OSError and ValueError.
+READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError,
+               struct.error, Image.DecompressionBombError)
 
 
 class FolderSplit(Split):
@@ -48,7 +54,7 @@ class FolderSplit(Split):
                 elif img.size != self.size:
                     raise _sizes_differ(self.root, self.size, img.size)
                 img = _convert(img, self.mode)
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
+        except READ_ERRORS as e:
             raise _unreadable(path, e) from None
         if self.resize:
             img = ImageOps.fit(img, self.size, Image.Resampling.BILINEAR)
@@ -113,7 +119,7 @@ def _peek(root: Path, files: dict[str, list[tuple[Path, int]]],
             with Image.open(path) as img:
                 modes.add(img.mode)
                 sizes.append(img.size)
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
+        except READ_ERRORS as e:
             raise _unreadable(path, e) from None
     mode = "L" if modes <= set(GREY_MODES) else "RGB"
     if image_size is not None:
@@ -137,7 +143,7 @@ def _convert(img: Image.Image, mode: str) -> Image.Image:
 
 
 def _unreadable(path: str | Path, error: Exception) -> UsageError:
-    return UsageError(f"cannot read image {path} ({error}); fix or remove the file")
+    return UsageError(f"cannot read image {path} ({describe(error)}); fix or remove the file")
 
 
 def _sizes_differ(root: Path, size: tuple[int, int], other: tuple[int, int]) -> UsageError:

@@ -9,6 +9,7 @@ import numpy as np
 
 from classwise.data.base import ArraySplit, Dataset
 from classwise.errors import UsageError
+from classwise.models.factory import describe
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -35,20 +36,31 @@ def _labels(arr: np.ndarray, key: str, path: Path) -> np.ndarray:
 def load_npz(path: str | Path) -> Dataset:
     """Load a dataset from ``path``; errors name the missing key or the bad shape."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in KEYS if k not in f.files]
-            if missing:
-                raise UsageError(f"{path} lacks {', '.join(missing)}; an .npz dataset needs "
-                                 f"arrays {', '.join(KEYS)}")
-            arrays = {k: f[k] for k in KEYS}
-            names = [str(s) for s in f["class_names"]] if "class_names" in f.files else []
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise UsageError(f"cannot read {path} as .npz ({e}); give an npz file with arrays "
-                         f"{', '.join(KEYS)}") from None
+    arrays = _read(path)
+    missing = [k for k in KEYS if k not in arrays]
+    if missing:
+        raise UsageError(f"{path} lacks {', '.join(missing)}; an .npz dataset needs "
+                         f"arrays {', '.join(KEYS)}")
+    names = arrays.get("class_names", np.empty(0))
+    if names.ndim != 1:
+        raise UsageError(f"{path}: class_names has shape {names.shape}; store a 1-D array "
+                         "with one name per class")
     splits = []
     for s in ("train", "test"):
         x = _images(arrays[f"x_{s}"], f"x_{s}", path)
         y = _labels(arrays[f"y_{s}"], f"y_{s}", path)
         splits.append(ArraySplit(x, y))
-    return Dataset(path.stem, splits[0], splits[1], names)
+    return Dataset(path.stem, splits[0], splits[1], [str(n) for n in names])
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of the dataset in ``path`` (the four of :data:`KEYS` and ``class_names``)."""
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"cannot read {path} as .npz (it is not a zip archive); save the "
+                         f"arrays {', '.join(KEYS)} with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in (*KEYS, "class_names") if k in f.files}
+    except Exception as e:  # a damaged archive can raise almost anything (zlib, zipfile, numpy)
+        raise UsageError(f"cannot read {path} as .npz ({type(e).__name__}: {describe(e)}); give "
+                         f"an npz file with arrays {', '.join(KEYS)}") from None

@@ -191,8 +191,9 @@ def _read_weights(path: Path) -> Any:
     try:
         return load(path)
     except Exception as e:
-        raise UsageError(f"cannot read weights {path} ({describe(e)}); save them with "
-                         "torch.save(model.state_dict(), path) or safetensors") from None
+        raise UsageError(f"cannot read weights {path} ({type(e).__name__}: {describe(e)}); "
+                         "save them with torch.save(model.state_dict(), path) or safetensors"
+                         ) from None
 
 
 def _safetensors_loader() -> Callable[[Path], dict[str, torch.Tensor]]:

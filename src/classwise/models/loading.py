@@ -36,9 +36,24 @@ def resolve_device(model: nn.Module, device: str | torch.device | None) -> torch
     if device is None:
         return model_device(model)
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError:
         raise UsageError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+    if not _available(dev):
+        raise UsageError(f"device {device!r} is not available on this machine ("
+                         f"{torch.cuda.device_count()} CUDA devices); use --device cpu, or leave "
+                         "it out to use a GPU when there is one")
+    return dev
+
+
+def _available(dev: torch.device) -> bool:
+    """Whether a CUDA or MPS device exists here (other kinds are left to torch)."""
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available()
+    return True
 
 
 def load_model(spec: str | Path | nn.Module, device: str | torch.device | None = None, *,
