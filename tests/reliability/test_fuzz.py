@@ -112,8 +112,6 @@ def test_budget_rounds_to_a_valid_pixel_count_or_is_refused(share: float, h: int
     assert abs(k - share * total) <= 0.5 or k in (1, total - 1)
 
 
-@pytest.mark.xfail(strict=True, reason="pixels_for_budget returns k = 0 for a 1x1 image "
-                   "(min(max(1, round(b)), total - 1)); refuse images of fewer than 2 pixels")
 def test_a_one_pixel_image_has_no_budget() -> None:
     with pytest.raises(UsageError):
         pixels_for_budget(0.5, None, 1, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,12 @@ def _builtin() -> dict[str, Callable[[], Dataset]]:
 
 
 BUILTIN = ("mnist5k", "digits", "shapes")
+
+
+@functools.lru_cache(maxsize=len(BUILTIN))
+def _load_builtin(name: str) -> Dataset:
+    """Built-in datasets are read (or generated) once per process: mnist5k takes seconds."""
+    return _builtin()[name]()
 
 
 FORMS = ("a built-in name (mnist5k, digits, shapes), an .npz file with x_train, y_train, "
@@ -56,7 +63,7 @@ def _load(data: str | Path | Dataset, image_size: int | None) -> Dataset:
         return data
     text = str(data)
     if text in BUILTIN:
-        return _builtin()[text]()
+        return _load_builtin(text)
     path = Path(text)
     if path.suffix == ".npz" and path.is_file():
         from classwise.data.npz import load_npz

@@ -17,6 +17,9 @@ def pixels_for_budget(budget: float | None, pixels: int | None, height: int, wid
             raise UsageError(f"pixels {pixels} is out of range; use 1..{total - 1} for "
                              f"{height}x{width} images")
         return int(pixels)
+    if total < 2:
+        raise UsageError(f"images of {height}x{width} pixels leave no room for a pattern; "
+                         "give images of at least 2 pixels")
     budget = 0.05 if budget is None else float(budget)
     if not 0.0 < budget < 1.0:
         raise UsageError(f"budget {budget} is out of range; use a share of the image in (0, 1), "

@@ -15,6 +15,7 @@ from torch import nn
 from classwise.data import load_data
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
+from classwise.evaluation.metrics import other_class_indices
 from classwise.models import check_model, load_model, resolve_device
 from classwise.progress import progress
 from classwise.scale import shard_classes
@@ -237,6 +238,9 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
                           device=device, max_batch=max_batch, model_name=model_name,
                           **overrides)
     searcher = Searcher(net, ds, cfg, k, seed, dev, per_pass, show_progress)
+    for t in wanted:  # refuse bad canvases and unusable test splits before any work
+        candidates_for(t, cfg.canvas, cfg.canvas_candidates, searcher.pools, ds.train.labels)
+        other_class_indices(ds.test, t)
     result = RevealResult.empty(ds, k, settings={
         "model": model_name or (type(model).__name__ if isinstance(model, nn.Module)
                                 else str(model)),

@@ -85,6 +85,10 @@ def train(data: str | Path | Dataset, arch: str | None = None, setting: str = "n
 
     if epochs < 1:
         raise UsageError(f"epochs must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise UsageError(f"batch size must be at least 1, got {batch_size}")
+    if not 0 < lr < float("inf"):
+        raise UsageError(f"learning rate must be a positive number, got {lr}; e.g. 2e-3")
     ds = load_data(data)
     arch = arch or default_arch(ds.image_shape)
     if arch not in architectures():
