@@ -8,6 +8,7 @@ The public API mirrors the ``classwise`` command one-to-one::
     result.save("runs/mnist-reveal")
 """
 
+from classwise.compare import CompareResult, compare
 from classwise.data import load_data
 from classwise.data.base import Dataset, Split
 from classwise.demo import demo
@@ -16,10 +17,12 @@ from classwise.evaluation.transfer import evaluate
 from classwise.models import load_model
 from classwise.results import RevealResult
 from classwise.scale import merge
+from classwise.scan import ScanResult, scan
 from classwise.search.reveal import reveal
 from classwise.training import train
 
 __version__ = "0.1.0"
 
-__all__ = ["ClasswiseError", "Dataset", "RevealResult", "RunError", "Split", "UsageError",
-           "demo", "evaluate", "load_data", "load_model", "merge", "reveal", "train"]
+__all__ = ["ClasswiseError", "CompareResult", "Dataset", "RevealResult", "RunError",
+           "ScanResult", "Split", "UsageError", "compare", "demo", "evaluate", "load_data",
+           "load_model", "merge", "reveal", "scan", "train"]

@@ -1,7 +1,8 @@
 """The ``classwise`` command: a thin shell that parses, seeds and calls one API function each.
 
 ``train`` -> :func:`classwise.train`, ``reveal`` -> :func:`classwise.reveal`,
-``evaluate`` -> :func:`classwise.evaluate`, ``merge`` -> :func:`classwise.merge`,
+``evaluate`` -> :func:`classwise.evaluate`, ``scan`` -> :func:`classwise.scan`,
+``compare`` -> :func:`classwise.compare`, ``merge`` -> :func:`classwise.merge`,
 ``demo`` -> :func:`classwise.demo`.
 """
 
@@ -255,7 +256,54 @@ def run_merge(args: argparse.Namespace) -> None:
     print(f"wrote {out} (open {out / 'report.html'})")
 
 
-COMMANDS = (add_train, add_reveal, add_evaluate, add_merge, add_demo)
+# -- scan --------------------------------------------------------------------------------
+
+def add_scan(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("scan", help="decide whether a model is backdoored, and which class is "
+                       "the target", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _model_args(p)
+    _data_args(p)
+    p.add_argument("--method", default="classwise", choices=["classwise", "neural-cleanse"])
+    _common(p)
+    _out(p)
+    return run_scan
+
+
+def run_scan(args: argparse.Namespace) -> None:
+    from classwise.runs import check_out
+    from classwise.scan import scan
+
+    out = check_out(args.out, args.force)
+    model, data = _load(args)
+    result = scan(model, data, method=args.method, seed=args.seed, device=args.device,
+                  show_progress=not args.no_progress, model_name=args.model)
+    result.save(out)
+    print(result.verdict_line(out))
+
+
+# -- compare -----------------------------------------------------------------------------
+
+def add_compare(sub: argparse._SubParsersAction) -> Handler:
+    p = sub.add_parser("compare", help="put runs of the same data side by side (natural vs "
+                       "adversarial, clean vs backdoored)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("runs", nargs="+", help="run folders written by reveal or scan")
+    p.add_argument("--labels", nargs="+", help="one label per run (default: from the runs)")
+    _out(p)
+    return run_compare
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    from classwise.compare import compare
+    from classwise.runs import check_out
+
+    out = check_out(args.out, args.force)
+    result = compare(args.runs, labels=args.labels)
+    result.save(out)
+    print(f"wrote {out} (open {out / 'report.html'})")
+
+
+COMMANDS = (add_train, add_reveal, add_evaluate, add_scan, add_compare, add_merge, add_demo)
 
 
 def build_parser() -> tuple[Parser, dict[str, Handler]]:
