@@ -65,10 +65,12 @@ def main() -> None:
             cut = replace(paper, patterns=topk_mask(torch.from_numpy(paper.masks), k).numpy())
             rows.append(row("paper", b, evaluate(cut, folder, args.data, seed=args.seed),
                             paper_seconds))
+            print(rows[-1], flush=True)
     for b in budgets:
         start = time.perf_counter()
         result = reveal(folder, args.data, preset="default", budget=b, **common)
         rows.append(row("default", b, result, time.perf_counter() - start))
+        print(rows[-1], flush=True)
     cols = [("preset", "preset"), ("budget", "budget"), ("pixels", "pixels"),
             ("predictive_power", "predictive power"), ("random_pixels", "random pixels"),
             ("no_pattern", "no pattern"), ("components", "components"),
