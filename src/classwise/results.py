@@ -63,10 +63,12 @@ class RevealResult:
 
         patterns = topk_mask(torch.from_numpy(masks), k).numpy()
         canvases = canvas_images(chosen, data, seed).numpy()
-        for t, pattern, canvas, cand in zip(classes, patterns, canvases, chosen, strict=True):
+        for t, mask, pattern, canvas, cand in zip(classes, masks, patterns, canvases, chosen,
+                                                  strict=True):
             rec = {"class": int(t), "name": data.class_names[t], **cand.record(),
                    "pixels": int(pattern.sum())}
             rec.update(evaluate_pattern(model, data, t, canvas, pattern, seed))
+            rec["budget_curve"] = budget_curve(model, data, t, canvas, mask, k)
             obj = data.train.object_masks
             on_train = obj is not None and cand.train_index is not None
             rec.update(shape_figures(pattern, obj[cand.train_index] if on_train else None))
@@ -96,8 +98,23 @@ class RevealResult:
             from classwise.report.html import save_run_pictures, write_report
 
             save_run_pictures(out, self.examples)
+            self.save_budget_curve(out / "budget_curve.png")
             write_report(out)
         return out
+
+    def save_budget_curve(self, path: Path) -> None:
+        """Draw predictive power against the number of pixels kept, per class and mean."""
+        from classwise.fileio import save_figure
+        from classwise.report.figures import budget_curve_figure
+
+        curves = [r["budget_curve"] for r in self.records if "budget_curve" in r]
+        if not curves:
+            return
+        pixels = [p for p, _ in curves[0]]
+        series = {r["name"]: [v for _, v in r["budget_curve"]] for r in self.records[:10]
+                  if "budget_curve" in r}
+        series["mean"] = list(np.mean([[v for _, v in c] for c in curves], axis=0))
+        save_figure(budget_curve_figure(pixels, series), path, dpi=150)
 
     @classmethod
     def load(cls, run: str | Path) -> RevealResult:
@@ -129,6 +146,28 @@ def evaluate_pattern(model: nn.Module, data: Dataset, target: int, canvas: np.nd
         "no_pattern": predictive_power(model, data.test, target, c, None),
         "random_pixels": predictive_power(model, data.test, target, c, rand),
     }
+
+
+CURVE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def budget_curve(model: nn.Module, data: Dataset, target: int, canvas: np.ndarray,
+                 mask: np.ndarray, k: int) -> list[list[float]]:
+    """``[pixels, predictive power]`` of the mask's top pixels cut at a few multiples of ``k``.
+
+    The mask is the one optimised for ``k`` pixels; the curve shows how much of the decision
+    fewer or more of its pixels carry (measured on ``test``, like every figure).
+    """
+    from classwise.search.ops import topk_mask
+
+    h, w = mask.shape
+    counts = sorted({min(max(1, round(f * k)), h * w - 1) for f in CURVE_FACTORS})
+    c = torch.from_numpy(canvas)
+    out = []
+    for n in counts:
+        pattern = topk_mask(torch.from_numpy(mask)[None], n)[0]
+        out.append([n, round(predictive_power(model, data.test, target, c, pattern), 4)])
+    return out
 
 
 @torch.no_grad()

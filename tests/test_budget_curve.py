@@ -1,0 +1,30 @@
+"""The predictive-power-by-budget curve: the optimised mask cut at several pixel counts."""
+
+import numpy as np
+import torch
+from PIL import Image
+
+from classwise.search.ops import topk_mask
+from helpers import digits, power_by_hand, revealed, tiny_model
+
+
+def test_each_class_has_a_curve_through_its_own_budget():
+    result = revealed()
+    for i, rec in enumerate(result.records):
+        pixels = [p for p, _ in rec["budget_curve"]]
+        assert pixels == sorted(set(pixels)) and rec["pixels"] in pixels
+        at_k = dict(map(tuple, rec["budget_curve"]))[rec["pixels"]]
+        assert at_k == round(rec["predictive_power"], 4)
+        assert all(0.0 <= v <= 1.0 for _, v in rec["budget_curve"])
+        # the curve's largest cut, re-stamped by hand, gives the recorded figure
+        n, power = rec["budget_curve"][-1]
+        pattern = topk_mask(torch.from_numpy(result.masks[i])[None], n)[0].numpy()
+        by_hand = power_by_hand(tiny_model(), digits(), rec["class"], result.canvases[i], pattern)
+        assert np.isclose(by_hand, power, atol=1e-4)
+
+
+def test_the_curve_is_drawn_into_the_run_folder(tmp_path):
+    revealed().save(tmp_path)
+    with Image.open(tmp_path / "budget_curve.png") as img:
+        assert img.width > 300 and img.height > 200
+    assert "budget_curve.png" in (tmp_path / "report.html").read_text()
