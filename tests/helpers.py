@@ -3,8 +3,6 @@ of it, a split that records what it loads, and predictive power counted by hand.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 
 import numpy as np
@@ -21,17 +19,6 @@ SMALL = {"max_steps": 10, "canvas_candidates": 2}
 """Overrides that keep a default-preset search on digits around a second."""
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """One torch thread, also for module-scoped fixtures (they start before the autouse one)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 @cache
 def digits() -> Dataset:
     """The built-in 8x8 digits (1,437 train / 360 test)."""
@@ -41,15 +28,13 @@ def digits() -> Dataset:
 @cache
 def tiny_model(seed: int = 0) -> nn.Module:
     """A small CNN trained 5 epochs on digits (about 95% test accuracy). Do not modify it."""
-    with one_thread():
-        return train(digits(), arch="small-cnn", epochs=5, seed=seed, show_progress=False).model
+    return train(digits(), arch="small-cnn", epochs=5, seed=seed, show_progress=False).model
 
 
 @cache
 def revealed() -> RevealResult:
     """Every class of :func:`tiny_model` revealed with the default preset at 10% of the pixels."""
-    with one_thread():
-        return reveal(tiny_model(), digits(), budget=0.1, show_progress=False)
+    return reveal(tiny_model(), digits(), budget=0.1, show_progress=False)
 
 
 class RecordingSplit(ArraySplit):

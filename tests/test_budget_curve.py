@@ -2,10 +2,10 @@
 
 import numpy as np
 import torch
+from helpers import digits, power_by_hand, revealed, tiny_model
 from PIL import Image
 
 from classwise.search.ops import topk_mask
-from helpers import digits, power_by_hand, revealed, tiny_model
 
 
 def test_each_class_has_a_curve_through_its_own_budget():

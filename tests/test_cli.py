@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from helpers import one_thread
 
 from classwise.cli import main
 
@@ -21,15 +20,14 @@ PICTURES = ["canvas.png", "mask.png", "pattern.png", "examples.png"]
 def runs(tmp_path_factory):
     """``train`` a model, ``reveal`` classes 0 and 3 with it, ``evaluate`` the patterns."""
     root = tmp_path_factory.mktemp("cli")
-    with one_thread():
-        assert main(["train", "--data", "digits", "--epochs", "3", "--out", str(root / "model"),
-                     "--no-progress"]) == 0
-        assert main(["reveal", "--model", str(root / "model"), "--data", "digits",
-                     "--classes", "0,3", "--pixels", str(PIXELS), "--out", str(root / "run"),
-                     "--no-progress"]) == 0
-        assert main(["evaluate", "--patterns", str(root / "run"), "--model",
-                     str(root / "model"), "--data", "digits", "--out", str(root / "eval"),
-                     "--no-progress"]) == 0
+    assert main(["train", "--data", "digits", "--epochs", "3", "--out", str(root / "model"),
+                 "--no-progress"]) == 0
+    assert main(["reveal", "--model", str(root / "model"), "--data", "digits",
+                 "--classes", "0,3", "--pixels", str(PIXELS), "--out", str(root / "run"),
+                 "--no-progress"]) == 0
+    assert main(["evaluate", "--patterns", str(root / "run"), "--model",
+                 str(root / "model"), "--data", "digits", "--out", str(root / "eval"),
+                 "--no-progress"]) == 0
     return root
 
 

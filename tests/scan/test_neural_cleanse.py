@@ -17,20 +17,12 @@ TARGET = 3
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny 8x8 batches: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def digits():
     return load_data("digits")
 
 
 @pytest.fixture(scope="module")
-def poisoned(digits, one_thread):
+def poisoned(digits):
     """A small CNN with a 2x2 white BadNets patch towards class 3."""
     result = train(digits, arch="small-cnn", setting="backdoor", attack="badnets",
                    target=TARGET, size=2, epochs=8, show_progress=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import SMALL, digits, one_thread, tiny_model
+from helpers import SMALL, digits, tiny_model
 
 from classwise.results import RevealResult
 from classwise.search.reveal import reveal
@@ -18,8 +18,7 @@ def run(seed: int = 0, classes: str = "0,1,2", **how) -> RevealResult:
 @pytest.fixture(scope="module")
 def batched() -> RevealResult:
     """All three classes (with their canvas candidates) in one forward pass."""
-    with one_thread():
-        return run(classes_per_pass=None)
+    return run(classes_per_pass=None)
 
 
 def same(a: RevealResult, b: RevealResult) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import digits, one_thread, recording_digits, tiny_model
+from helpers import digits, recording_digits, tiny_model
 
 from classwise.search.pools import CANVAS_SHARE, ImageSource, RowSampler, partition
 from classwise.search.reveal import reveal
@@ -60,7 +60,7 @@ def spied_run():
         loaded.append(np.asarray(indices).reshape(-1))
         return call(self, indices)
 
-    with pytest.MonkeyPatch.context() as mp, one_thread():
+    with pytest.MonkeyPatch.context() as mp:
         mp.setattr(RowSampler, "__init__", spy_init)
         mp.setattr(RowSampler, "next", spy_next)
         mp.setattr(ImageSource, "__call__", spy_call)

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from classwise.attacks import BadNets
@@ -25,14 +24,9 @@ def digits():
 @pytest.fixture(scope="module")
 def run(digits, tmp_path_factory):
     """A small CNN trained on digits with a 3x3 white BadNets patch towards class 3."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny 8x8 batches: threads only add overhead
     out = tmp_path_factory.mktemp("backdoor")
-    try:
-        result = train(digits, arch="small-cnn", setting="backdoor", attack="badnets", target=3,
-                       epochs=8, out=out, show_progress=False)
-    finally:
-        torch.set_num_threads(threads)
+    result = train(digits, arch="small-cnn", setting="backdoor", attack="badnets", target=3,
+                   epochs=8, out=out, show_progress=False)
     return result, out
 
 
