@@ -43,7 +43,7 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
         rec = {"class": t, "name": ds.class_names[t], "canvas_split": old["canvas_split"],
                "canvas_index": old["canvas_index"], "pixels": int(source.patterns[i].sum())}
         rec.update(evaluate_pattern(net, ds, t, source.canvases[i], source.patterns[i], seed))
-        rec.update(shape_figures(source.patterns[i]))
+        rec.update(shape_figures(source.patterns[i], _object_mask(source, i, ds)))
         rec["seconds"] = round(time.perf_counter() - class_start, 3)
         records.append(rec)
         examples[t] = make_examples(net, ds, t, source.canvases[i], source.patterns[i], seed)
@@ -53,6 +53,15 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
     return RevealResult(source.classes.copy(), source.canvases.copy(), source.masks.copy(),
                         source.patterns.copy(), records, settings, list(ds.class_names),
                         examples)
+
+
+def _object_mask(source: RevealResult, i: int, ds: Dataset):
+    """The canvas's ground-truth object mask, where the canvas is a training image of ``ds``."""
+    rec, masks = source.records[i], ds.train.object_masks
+    same_data = source.settings.get("data", ds.name) == ds.name
+    if masks is None or not same_data or rec.get("canvas_split") != "train":
+        return None
+    return masks[rec["canvas_index"]]
 
 
 def _load_run(path: str | Path) -> RevealResult:
