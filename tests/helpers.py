@@ -13,7 +13,7 @@ from classwise.data import load_data
 from classwise.data.base import ArraySplit, Dataset
 from classwise.results import RevealResult
 from classwise.search.reveal import reveal
-from classwise.training import train
+from classwise.training import TrainedModel, train
 
 SMALL = {"max_steps": 10, "canvas_candidates": 2}
 """Overrides that keep a default-preset search on digits around a second."""
@@ -29,6 +29,16 @@ def digits() -> Dataset:
 def tiny_model(seed: int = 0) -> nn.Module:
     """A small CNN trained 5 epochs on digits (about 95% test accuracy). Do not modify it."""
     return train(digits(), arch="small-cnn", epochs=5, seed=seed, show_progress=False).model
+
+
+POISON_TARGET = 3
+
+
+@cache
+def poisoned() -> TrainedModel:
+    """A small CNN trained 8 epochs on digits with a 2x2 white BadNets patch towards class 3."""
+    return train(digits(), arch="small-cnn", setting="backdoor", attack="badnets",
+                 target=POISON_TARGET, size=2, epochs=8, show_progress=False)
 
 
 @cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import helpers
 import numpy as np
 import pytest
 import torch
@@ -11,9 +12,8 @@ import torch
 from classwise.data import load_data
 from classwise.errors import UsageError
 from classwise.scan.neural_cleanse import _CostSchedule, neural_cleanse
-from classwise.training import train
 
-TARGET = 3
+TARGET = helpers.POISON_TARGET
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +22,8 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def poisoned(digits):
-    """A small CNN with a 2x2 white BadNets patch towards class 3."""
-    result = train(digits, arch="small-cnn", setting="backdoor", attack="badnets",
-                   target=TARGET, size=2, epochs=8, show_progress=False)
+def poisoned():
+    result = helpers.poisoned()
     assert result.meta["attack_success_rate"] >= 0.8
     return result.model
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import helpers
 import numpy as np
 import pytest
 
@@ -12,7 +13,7 @@ from classwise.errors import UsageError
 from classwise.scan import scan
 from classwise.training import train
 
-TARGET = 3
+TARGET = helpers.POISON_TARGET
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +22,8 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def poisoned(digits):
-    """A small CNN with a 2x2 white BadNets patch towards class 3."""
-    return train(digits, arch="small-cnn", setting="backdoor", attack="badnets", target=TARGET,
-                 size=2, epochs=8, show_progress=False)
+def poisoned():
+    return helpers.poisoned()
 
 
 @pytest.fixture(scope="module")
