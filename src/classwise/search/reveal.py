@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from classwise.search.engine import MaskSearch, Rows, fooling_rate, initial_mask
 from classwise.search.ops import pixels_for_budget, topk_mask
 from classwise.search.pools import ImageSource, RowSampler, partition
 from classwise.seeding import seed_everything
+
+if TYPE_CHECKING:
+    from classwise.results import RevealResult
 
 PIXELS_PER_PASS = 1 << 19
 """Default memory budget: search images per forward pass times pixels per image."""
@@ -189,7 +192,7 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
            show_progress: bool = True, model_name: str | None = None,
            checkpoint: str | Path | None = None, resume: bool = False,
            shard: str | None = None, executor: str = "local", ray_address: str | None = None,
-           **overrides: Any):
+           **overrides: Any) -> RevealResult:
     """Reveal the class-wise pattern of each class of ``model`` on ``data``.
 
     Canvases and search images come from disjoint pools of the ``train`` split; every
