@@ -68,7 +68,8 @@ class RevealResult:
             rec = {"class": int(t), "name": data.class_names[t], **cand.record(),
                    "pixels": int(pattern.sum())}
             rec.update(evaluate_pattern(model, data, t, canvas, pattern, seed))
-            rec["budget_curve"] = budget_curve(model, data, t, canvas, mask, k)
+            rec["budget_curve"] = budget_curve(model, data, t, canvas, mask, k,
+                                               rec["predictive_power"])
             obj = data.train.object_masks
             on_train = obj is not None and cand.train_index is not None
             rec.update(shape_figures(pattern, obj[cand.train_index] if on_train else None))
@@ -152,11 +153,12 @@ CURVE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def budget_curve(model: nn.Module, data: Dataset, target: int, canvas: np.ndarray,
-                 mask: np.ndarray, k: int) -> list[list[float]]:
+                 mask: np.ndarray, k: int, power_at_k: float) -> list[list[float]]:
     """``[pixels, predictive power]`` of the mask's top pixels cut at a few multiples of ``k``.
 
     The mask is the one optimised for ``k`` pixels; the curve shows how much of the decision
-    fewer or more of its pixels carry (measured on ``test``, like every figure).
+    fewer or more of its pixels carry (measured on ``test``, like every figure). The cut at
+    ``k`` is the pattern itself, whose measured ``power_at_k`` is reused.
     """
     from classwise.search.ops import topk_mask
 
@@ -165,6 +167,9 @@ def budget_curve(model: nn.Module, data: Dataset, target: int, canvas: np.ndarra
     c = torch.from_numpy(canvas)
     out = []
     for n in counts:
+        if n == k:
+            out.append([n, round(power_at_k, 4)])
+            continue
         pattern = topk_mask(torch.from_numpy(mask)[None], n)[0]
         out.append([n, round(predictive_power(model, data.test, target, c, pattern), 4)])
     return out
