@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from classwise.data import load_data
 from classwise.errors import UsageError
 from classwise.scan.neural_cleanse import _CostSchedule, neural_cleanse
 
 TARGET = helpers.POISON_TARGET
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_data("digits")
 
 
 @pytest.fixture(scope="module")

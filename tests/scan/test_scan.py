@@ -8,17 +8,11 @@ import helpers
 import numpy as np
 import pytest
 
-from classwise.data import load_data
 from classwise.errors import UsageError
 from classwise.scan import scan
 from classwise.training import train
 
 TARGET = helpers.POISON_TARGET
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_data("digits")
 
 
 @pytest.fixture(scope="module")
