@@ -7,11 +7,13 @@ the benchmark reports, per attack and method: detection (true and false positive
 of the largest anomaly index), the share of flagged poisoned models whose flagged class is the
 true target, trigger localisation (share of the flagged pattern's pixels on the trigger mask,
 patch attacks only) and wall time per model. Models are cached under ``bench/out/`` so reruns
-skip training; the figures go to ``bench/results/backdoor.json``.
+skip training; the figures go to ``bench/results/backdoor_<data>.json``, rewritten after
+every model.
 
     .venv/bin/python bench/backdoor.py --data mnist5k
     .venv/bin/python bench/backdoor.py --data shapes --models-per-attack 2
     .venv/bin/python bench/backdoor.py --quick          # 1 model per attack, 1 clean
+    .venv/bin/python bench/backdoor.py --attacks badnets,trojan   # patch triggers only
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.ndimage import binary_dilation
 from sklearn.metrics import roc_auc_score
 
 from classwise.data import load_data
@@ -55,12 +58,18 @@ class Spec:
     position: str | None
 
 
-def zoo(data: Dataset, per_attack: int) -> list[Spec]:
-    """``per_attack`` rounds of one poisoned model per attack and one clean model."""
+def zoo(data: Dataset, per_attack: int, attacks: tuple[str, ...] = ATTACKS) -> list[Spec]:
+    """``per_attack`` rounds of one poisoned model per attack and one clean model.
+
+    A model's target, seed and position depend on its attack and round only, so a zoo of
+    fewer attacks holds the same models as the full zoo (and shares its cache).
+    """
     positions = POSITIONS[data.image_shape[1]]
     specs = []
     for i in range(per_attack):  # round by round, so any prefix of the zoo is balanced
         for a, attack in enumerate(ATTACKS):
+            if attack not in attacks:
+                continue
             position = positions[i % len(positions)] if attack in PATCH_ATTACKS else None
             specs.append(Spec(f"{attack}-{i}", attack, (3 * i + a + 1) % data.num_classes,
                               100 * a + i, position))
@@ -102,6 +111,7 @@ def scan_record(spec: Spec, model: torch.nn.Module, data: Dataset, method: str,
     if spec.attack in PATCH_ATTACKS and spec.target in result.flagged:
         pattern = result.patterns[list(result.classes).index(spec.target)]
         record["on_trigger"] = float(mask[pattern].mean())
+        record["near_trigger"] = float(binary_dilation(mask)[pattern].mean())
     return record
 
 
@@ -119,6 +129,7 @@ def summarise(records: list[dict]) -> list[dict]:
             scores = [min(r["max_index"], 1e6) for r in bad + clean]
             labels = [1] * len(bad) + [0] * len(clean)
             local = [r["on_trigger"] for r in bad if "on_trigger" in r]
+            near = [r["near_trigger"] for r in bad if "near_trigger" in r]
             rows.append({
                 "method": method, "attack": attack, "models": len(bad), "clean": len(clean),
                 "tpr": len(flagged) / len(bad),
@@ -127,6 +138,8 @@ def summarise(records: list[dict]) -> list[dict]:
                 "right_target": (sum(r["target"] in r["flagged"] for r in flagged) / len(flagged)
                                  if flagged else None),
                 "on_trigger": float(np.mean(local)) if local else None,
+                "min_on_trigger": float(np.min(local)) if local else None,
+                "near_trigger": float(np.mean(near)) if near else None,
                 "seconds": float(np.mean([r["seconds"] for r in bad + clean]))})
     return rows
 
@@ -134,7 +147,7 @@ def summarise(records: list[dict]) -> list[dict]:
 def table(rows: list[dict]) -> str:
     """The summary as fixed-width text."""
     cols = ["method", "attack", "models", "clean", "tpr", "fpr", "auroc", "right_target",
-            "on_trigger", "seconds"]
+            "on_trigger", "min_on_trigger", "near_trigger", "seconds"]
 
     def fmt(v: object) -> str:
         return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
@@ -151,12 +164,19 @@ def main() -> None:
     parser.add_argument("--models-per-attack", type=int, default=5)
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma list of {', '.join(METHODS)} (default: both)")
+    parser.add_argument("--attacks", default=",".join(ATTACKS),
+                        help=f"comma list of {', '.join(ATTACKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="one model per attack, one clean")
     parser.add_argument("--train-only", action="store_true", help="fill the model cache only")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "backdoor.json")
+    parser.add_argument("--out", type=Path, help="default: bench/results/backdoor_<data>.json")
     args = parser.parse_args()
+    out = args.out or ROOT / "results" / f"backdoor_{args.data}.json"
+    attacks = tuple(args.attacks.split(","))
+    unknown = sorted(set(attacks) - set(ATTACKS))
+    if unknown:
+        parser.error(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
     data = load_data(args.data)
-    specs = zoo(data, 1 if args.quick else args.models_per_attack)
+    specs = zoo(data, 1 if args.quick else args.models_per_attack, attacks)
     records, models = [], []
     for spec in specs:
         folder = ROOT / "out" / "backdoor" / args.data / spec.name
@@ -172,12 +192,20 @@ def main() -> None:
             r = records[-1]
             print(f"  {method}: flagged {r['flagged']} max index {r['max_index']:.2f} "
                   f"({r['seconds']:.1f} s)", flush=True)
-    if args.train_only:
-        return
-    rows = summarise(records)
-    print(table(rows))
-    write_json(args.out, {"data": args.data, "training": TRAINING[args.data], "models": models,
-                          "scans": records, "summary": rows})
+        save(out, args, models, records, complete=spec == specs[-1])
+    if not args.train_only:
+        print(table(summarise(records)))
+
+
+def save(out: Path, args: argparse.Namespace, models: list[dict], records: list[dict],
+         complete: bool) -> None:
+    """Write what has been measured so far (after every model, so a stopped run keeps it)."""
+    command = "python bench/backdoor.py " + " ".join(
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+        for k, v in vars(args).items() if v not in (False, None))
+    write_json(out, {"command": command, "complete": complete, "data": args.data,
+                     "training": TRAINING[args.data], "models": models, "scans": records,
+                     "summary": summarise(records)})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python bench/speed.py                      # everything (long on a CPU)
     python bench/speed.py --part presets       # paper vs default on mnist5k, 10 classes, 5%
     python bench/speed.py --part scale         # classes 10/100/1000 and 28/64/224 px
+    python bench/speed.py --part layout        # channels-last and torch.compile vs plain
 
 The 1,000-class 224 px run searches 64 of its classes in two chunks: enough to show that
 peak memory follows the chunk (``--big-max-batch``), not the number of classes.
@@ -105,9 +106,50 @@ def preset_rows(seed: int) -> list[dict]:
     return rows
 
 
+def search_step(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """What one search step costs: a forward pass and the gradient to the input."""
+    x = x.clone().requires_grad_(True)
+    torch.autograd.grad(model(x).sum(), x)
+
+
+def layout_rows(repeats: int = 5, images: int = 512) -> list[dict]:
+    """Speed-up of channels-last and ``torch.compile`` over the plain model, per architecture.
+
+    Variants alternate within each repeat and the best time of each counts, so the ratios
+    come from one run under the same load; compile's one-off warm-up is reported apart.
+    """
+    from classwise.models.registry import create_model
+
+    rows = []
+    for arch, shape in (("small-cnn", (1, 28, 28)), ("resnet18-narrow", (3, 32, 32))):
+        plain = create_model(arch, shape, 10).eval()
+        x = torch.rand(images, *shape)
+        last = create_model(arch, shape, 10).eval()
+        last.load_state_dict(plain.state_dict())
+        variants = {"plain": (plain, x),
+                    "channels-last": (last.to(memory_format=torch.channels_last),
+                                      x.contiguous(memory_format=torch.channels_last)),
+                    "compile": (torch.compile(plain), x)}
+        start = time.perf_counter()
+        search_step(*variants["compile"])
+        warmup = time.perf_counter() - start
+        best = {k: float("inf") for k in variants}
+        for _ in range(repeats):
+            for k, (model, inp) in variants.items():
+                start = time.perf_counter()
+                search_step(model, inp)
+                best[k] = min(best[k], time.perf_counter() - start)
+        rows.append({"arch": arch, "images": images, "plain_s": round(best["plain"], 3),
+                     "channels_last_speedup": round(best["plain"] / best["channels-last"], 2),
+                     "compile_speedup": round(best["plain"] / best["compile"], 2),
+                     "compile_warmup_s": round(warmup, 1)})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=["all", "presets", "scale"], default="all")
+    p.add_argument("--part", choices=["all", "presets", "scale", "layout"], default="all")
     p.add_argument("--max-batch", type=int, default=512,
                    help="search images per forward pass in batched mode")
     p.add_argument("--big-max-batch", type=int, default=256,
@@ -131,6 +173,13 @@ def main() -> None:
                                        ("rows_per_pass", "rows/pass"),
                                        ("seconds_per_class", "s/class"),
                                        ("peak_rss_mib", "peak MiB")]))
+    if args.part in ("all", "layout"):
+        payload["layout"] = layout_rows()
+        print(table(payload["layout"], [("arch", "model"), ("images", "images"),
+                                        ("plain_s", "plain s/step"),
+                                        ("channels_last_speedup", "channels-last speed-up"),
+                                        ("compile_speedup", "compile speed-up"),
+                                        ("compile_warmup_s", "compile warm-up s")]))
     print(f"wrote {save('speed' if args.part == 'all' else f'speed_{args.part}', payload)}")
 
 

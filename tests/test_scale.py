@@ -1,14 +1,16 @@
 """Shards, merging and Ray give the same patterns as one local run."""
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
 
-from classwise import merge, reveal, train
+from classwise import merge, reveal, scale, scan_models, train
 from classwise.cli import main
 from classwise.errors import UsageError
 from classwise.scale import parse_shard, shard_classes
+from classwise.scan.zoo import model_names
 
 SETTINGS = dict(pixels=4, seed=1, show_progress=False, max_steps=6, canvas_candidates=2,
                 device="cpu")
@@ -62,14 +64,48 @@ def test_shard_out_of_range_is_a_usage_error(model_dir, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
-def test_a_local_ray_run_equals_a_local_run(model_dir):
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="ray is not installed")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
     import ray
 
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@needs_ray
+def test_a_local_ray_run_equals_a_local_run_and_resumes_its_chunks(model_dir, local_ray,
+                                                                   tmp_path, monkeypatch):
     local = reveal(model_dir, "digits", classes="0,1,2", **SETTINGS)
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        fanned = reveal(model_dir, "digits", classes="0,1,2", executor="ray", **SETTINGS)
-    finally:
-        ray.shutdown()
+    ckpt = tmp_path / "ckpt"
+    fanned = reveal(model_dir, "digits", classes="0,1,2", executor="ray", checkpoint=ckpt,
+                    **SETTINGS)
     same(fanned, local)
+    chunks = sorted(ckpt.glob("chunk_ray-*.pt"))
+    assert len(chunks) >= 1
+    chunks[0].unlink()  # as if the run had stopped before this chunk came back
+    searched = []
+    real = scale.ray_map
+    monkeypatch.setattr(scale, "ray_map", lambda fn, calls, *a: (searched.extend(
+        c["classes"] for c in calls), real(fn, calls, *a)))
+    resumed = reveal(model_dir, "digits", classes="0,1,2", executor="ray", checkpoint=ckpt,
+                     resume=True, **SETTINGS)
+    same(resumed, local)
+    assert len(searched) == 1
+
+
+@needs_ray
+def test_a_zoo_scanned_on_ray_equals_one_scanned_locally(model_dir, local_ray, tmp_path):
+    models = [model_dir / "model.ts", model_dir]
+    quick = {"max_steps": 4, "ladder": [2, 8]}
+    local = scan_models(models, "digits", tmp_path / "local", show_progress=False, **quick)
+    fanned = scan_models(models, "digits", tmp_path / "ray", executor="ray", **quick)
+    assert [r["verdict_line"] for r in fanned] == [r["verdict_line"] for r in local]
+    for name in model_names(models):
+        a, b = (json.loads((tmp_path / run / name / "scan.json").read_text())
+                for run in ("ray", "local"))
+        assert a["classes"] == b["classes"] and a["flagged"] == b["flagged"]

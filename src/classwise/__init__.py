@@ -17,7 +17,7 @@ from classwise.evaluation.transfer import evaluate
 from classwise.models import load_model
 from classwise.results import RevealResult
 from classwise.scale import merge
-from classwise.scan import ScanResult, scan
+from classwise.scan import ScanResult, scan, scan_models
 from classwise.search.reveal import reveal
 from classwise.training import train
 
@@ -25,4 +25,4 @@ __version__ = "0.1.0"
 
 __all__ = ["ClasswiseError", "CompareResult", "Dataset", "RevealResult", "RunError",
            "ScanResult", "Split", "UsageError", "compare", "demo", "evaluate", "load_data",
-           "load_model", "merge", "reveal", "scan", "train"]
+           "load_model", "merge", "reveal", "scan", "scan_models", "train"]

@@ -28,10 +28,12 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see '{self.prog} --help'")
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True,
+def _model_args(p: argparse.ArgumentParser, several: bool = False) -> None:
+    p.add_argument("--model", required=True, nargs="+" if several else None,
                    help="TorchScript file, a 'classwise train' folder, file.py:FACTORY, "
-                        "module:FACTORY, torchvision:NAME or timm:NAME")
+                        "module:FACTORY, torchvision:NAME or timm:NAME" + (
+                            "; several TorchScript files or train folders audit a model zoo, "
+                            "one subfolder of --out each" if several else ""))
     p.add_argument("--weights", help="state_dict (.pt, .pth, .safetensors) for a factory model")
     p.add_argument("--mean", type=float, nargs="+", help="normalisation mean the model expects, "
                    "in [0, 1] units (applied inside a wrapper)")
@@ -55,6 +57,15 @@ def _out(p: argparse.ArgumentParser, required: bool = True, default: str | None 
     p.add_argument("--out", required=required, default=default,
                    help="output folder" + (" (default: %(default)s)" if default else ""))
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+
+
+def _executor_args(p: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
+    g = p.add_argument_group("scale-out")
+    g.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help=f"{what} (pip install 'classwise[ray]')")
+    g.add_argument("--ray-address", help="address of a running Ray cluster (default: start a "
+                   "local one)")
+    return g
 
 
 def _load(args: argparse.Namespace):
@@ -159,14 +170,9 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
     _common(p)
     _out(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    g = p.add_argument_group("scale-out")
+    g = _executor_args(p, "fan chunks of classes out over a Ray cluster")
     g.add_argument("--shard", help="I/N: search every N-th class from the I-th; join the "
                    "shards with 'classwise merge'")
-    g.add_argument("--executor", default="local", choices=["local", "ray"],
-                   help="fan chunks of classes out over a Ray cluster (pip install "
-                        "'classwise[ray]')")
-    g.add_argument("--ray-address", help="address of a running Ray cluster (default: start a "
-                   "local one)")
     return run_reveal
 
 
@@ -261,19 +267,35 @@ def run_merge(args: argparse.Namespace) -> None:
 def add_scan(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("scan", help="decide whether a model is backdoored, and which class is "
                        "the target", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    _model_args(p)
+    _model_args(p, several=True)
     _data_args(p)
     p.add_argument("--method", default="classwise", choices=["classwise", "neural-cleanse"])
     _common(p)
     _out(p)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted scan of "
+                   "several models in --out")
+    _executor_args(p, "fan the models out over a Ray cluster")
     return run_scan
 
 
 def run_scan(args: argparse.Namespace) -> None:
     from classwise.runs import check_out
-    from classwise.scan import scan
+    from classwise.scan import scan, scan_models
 
-    out = check_out(args.out, args.force)
+    out = check_out(args.out, args.force, args.resume)
+    if len(args.model) > 1 or args.executor == "ray" or args.resume:
+        if args.weights or args.mean or args.std or args.image_size:
+            raise UsageError("a scan of several models takes TorchScript files or train "
+                             "folders; drop --weights/--mean/--std/--image-size")
+        rows = scan_models(args.model, args.data, out, method=args.method, seed=args.seed,
+                           device=args.device, executor=args.executor,
+                           ray_address=args.ray_address, resume=args.resume,
+                           show_progress=not args.no_progress)
+        flagged = [r["folder"] for r in rows if r["verdict"] == "backdoored"]
+        print(f"{len(rows)} models scanned, {len(flagged)} backdoored"
+              f"{': ' + ', '.join(flagged) if flagged else ''}; see {out / 'zoo.json'}")
+        return
+    args.model = args.model[0]
     model, data = _load(args)
     result = scan(model, data, method=args.method, seed=args.seed, device=args.device,
                   show_progress=not args.no_progress, model_name=args.model)

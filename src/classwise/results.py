@@ -57,8 +57,11 @@ class RevealResult:
         return torch.where(torch.as_tensor(self.patterns[i], device=x.device), canvas, x)
 
     def add(self, classes: list[int], masks: np.ndarray, chosen: list[Any], seconds: float,
-            model: nn.Module, data: Dataset, k: int, seed: int) -> None:
-        """Append searched classes, measuring their figures on the test split."""
+            model: nn.Module, data: Dataset, k: int, seed: int, curve: bool = True) -> None:
+        """Append searched classes, measuring their figures on the test split.
+
+        ``curve=False`` leaves out the budget curve (a scan's ``pixels`` are its own).
+        """
         from classwise.search.ops import topk_mask
 
         patterns = topk_mask(torch.from_numpy(masks), k).numpy()
@@ -68,8 +71,9 @@ class RevealResult:
             rec = {"class": int(t), "name": data.class_names[t], **cand.record(),
                    "pixels": int(pattern.sum())}
             rec.update(evaluate_pattern(model, data, t, canvas, pattern, seed))
-            rec["budget_curve"] = budget_curve(model, data, t, canvas, mask, k,
-                                               rec["predictive_power"])
+            if curve:
+                rec["budget_curve"] = budget_curve(model, data, t, canvas, mask, k,
+                                                   rec["predictive_power"])
             obj = data.train.object_masks
             on_train = obj is not None and cand.train_index is not None
             rec.update(shape_figures(pattern, obj[cand.train_index] if on_train else None))

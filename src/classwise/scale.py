@@ -7,7 +7,7 @@ pattern whichever shard, chunk or worker searches it.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import numpy as np
 
 from classwise.errors import RunError, UsageError
 from classwise.results import RevealResult
+from classwise.search.checkpoint import Checkpoint
 
 # Settings that may differ between the parts of one run.
 PART_KEYS = ("seconds", "device", "shard", "classes_requested")
@@ -89,23 +90,18 @@ def merge(runs: Sequence[str | Path], out: str | Path) -> RevealResult:
     return merged
 
 
-def reveal_ray(model: str | Path, data: str | Path, classes: Sequence[int],
-               address: str | None = None, chunk: int = 1, **kwargs: Any) -> RevealResult:
-    """Fan the classes out over a Ray cluster in chunks of ``chunk`` classes, then merge.
+def ray_map(fn: Callable[..., Any], calls: Sequence[dict[str, Any]], address: str | None,
+            on_result: Callable[[int, Any], None]) -> None:
+    """Run ``fn(**calls[i])`` for every ``i`` as Ray tasks; ``on_result(i, value)`` as each ends.
 
-    ``address`` is a running cluster's (``ray://host:port`` or ``host:port``); without it
-    a local Ray instance is started. ``model`` and ``data`` must be paths or names that
-    every worker can open.
+    ``address`` is a running cluster's (``ray://host:port`` or ``host:port``); without it a
+    local Ray instance is started. Results are handed over in the order they finish, so
+    the caller can save each at once and an interrupted run keeps what it got.
     """
     try:
         import ray
     except ImportError:
         raise UsageError("ray is not installed; pip install 'classwise[ray]'") from None
-    if not isinstance(model, (str, Path)) or not isinstance(data, (str, Path)):
-        raise UsageError("with the ray executor, give the model and data as paths or names "
-                         "that every worker can open")
-    from classwise.search.reveal import reveal
-
     try:
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
@@ -114,15 +110,49 @@ def reveal_ray(model: str | Path, data: str | Path, classes: Sequence[int],
         raise UsageError(f"cannot reach a Ray cluster at {address or 'local'} "
                          f"({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
                          "check --ray-address or start one with 'ray start --head'") from None
-    task = ray.remote(reveal)
+    task = ray.remote(fn)
+    pending = {task.remote(**kwargs): i for i, kwargs in enumerate(calls)}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        i = pending.pop(ready[0])
+        try:
+            value = ray.get(ready[0])
+        except ray.exceptions.RayTaskError as e:
+            cause = e.cause if getattr(e, "cause", None) is not None else e
+            if isinstance(cause, UsageError):
+                raise cause from None
+            raise RunError(f"a Ray worker failed: {str(cause).splitlines()[0]}") from None
+        on_result(i, value)
+
+
+def reveal_ray(model: str | Path, data: str | Path, classes: Sequence[int],
+               address: str | None = None, chunk: int = 1,
+               checkpoint: Checkpoint | None = None, **kwargs: Any) -> RevealResult:
+    """Fan the classes out over a Ray cluster in chunks of ``chunk`` classes, then merge.
+
+    ``model`` and ``data`` must be paths or names that every worker can open. With a
+    ``checkpoint``, each chunk is saved as it comes back and chunks saved by an earlier,
+    interrupted run are not searched again.
+    """
+    if not isinstance(model, (str, Path)) or not isinstance(data, (str, Path)):
+        raise UsageError("with the ray executor, give the model and data as paths or names "
+                         "that every worker can open")
+    from classwise.search.reveal import reveal
+
     groups = [list(classes)[i:i + chunk] for i in range(0, len(classes), chunk)]
-    futures = [task.remote(str(model), str(data), classes=g, show_progress=False, **kwargs)
-               for g in groups]
-    try:
-        parts = ray.get(futures)
-    except ray.exceptions.RayTaskError as e:
-        cause = e.cause if getattr(e, "cause", None) is not None else e
-        if isinstance(cause, UsageError):
-            raise cause from None
-        raise RunError(f"a Ray worker failed: {str(cause).splitlines()[0]}") from None
-    return merge_results(parts)
+    keys = [f"ray-{g[0]}-{g[-1]}-{len(g)}" for g in groups]
+    parts: dict[int, RevealResult] = {}
+    for i, key in enumerate(keys):
+        saved = checkpoint.finished(key) if checkpoint else None
+        if saved is not None:
+            parts[i] = saved["result"]
+    todo = [i for i in range(len(groups)) if i not in parts]
+
+    def keep(j: int, part: RevealResult) -> None:
+        parts[todo[j]] = part
+        if checkpoint is not None:
+            checkpoint.save_finished(keys[todo[j]], {"result": part})
+
+    ray_map(reveal, [dict(model=str(model), data=str(data), classes=groups[i],
+                          show_progress=False, **kwargs) for i in todo], address, keep)
+    return merge_results([parts[i] for i in range(len(groups))])

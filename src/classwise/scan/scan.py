@@ -3,14 +3,15 @@
 The paper's finding drives the ``classwise`` method: a backdoor target owns a class-wise
 pattern that is anomalously small *and* predictive. For every class ``t`` the scan finds
 ``pixels_to_reach``: the fewest pattern pixels whose pattern makes ``rate`` (0.8) of the
-held-out search images of the other classes read as ``t``. It searches a ladder of
-budgets (2, 4, 8, ... pixels, up to about 16% of the image); a class leaves the ladder
-at the first budget that reaches the rate, and its figure is interpolated in log pixels
-between that budget and the one before (a class that never reaches it is extrapolated
-from its two largest budgets, at most the whole image). Canvases are images of the class
-plus solid white, solid black and noise canvases, since a trigger need not appear in any
-clean image of its target. Every decision uses training images only (search pool); test
-images are touched only to report each kept pattern's predictive power.
+held-out search images of the other classes read as ``t``. It climbs a ladder of budgets
+(2, 4, 8, ... pixels, up to 10% of the image), each budget's search starting from the mask
+found at the budget before. A class leaves the ladder at the first budget that reaches the
+rate; its figure is the fewest of that mask's top pixels that still reach it (found by
+bisection), and its kept pattern is those pixels. A class that never reaches the rate is
+extrapolated from its two largest budgets in (log pixels, rate), at most the whole image.
+Canvases are solid white, noise and an image of the class, since a trigger need not appear
+in any clean image of its target. Every decision uses training images only (search pool);
+test images are touched only to report each kept pattern's predictive power.
 
 The outlier rule is Neural Cleanse's (:mod:`classwise.scan.mad`) applied to
 ``log(pixels_to_reach)``: anomaly index ``(median - v) / (1.4826 * MAD)``, numpy's median
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,26 +36,32 @@ from classwise.data.base import Dataset
 from classwise.errors import UsageError
 from classwise.fileio import write_json
 from classwise.models import check_model, load_model, resolve_device
+from classwise.progress import progress
 from classwise.results import RevealResult, evaluate_pattern, make_examples
 from classwise.scan.mad import CONSISTENCY, THRESHOLD, anomaly_index
 from classwise.scan.neural_cleanse import neural_cleanse
-from classwise.search.canvas import parse_canvas
+from classwise.search.canvas import candidates_for, parse_canvas
 from classwise.search.config import SearchConfig, make_config
-from classwise.search.engine import fooling_rate
-from classwise.search.ops import topk_mask
-from classwise.search.pools import partition
-from classwise.search.reveal import Searcher, rows_per_pass
+from classwise.search.engine import MaskSearch, Rows, fooling_rate, initial_masks
+from classwise.search.ops import project_budget, topk_mask
+from classwise.search.pools import ImageSource, partition
+from classwise.search.reveal import Searcher, chunks, rows_per_pass
 from classwise.seeding import rng, seed_everything
 
 METHODS = ("classwise", "neural-cleanse")
 RATE = 0.8
-TOP_SHARE = 0.16
-CANVAS = "solid:white+solid:black+noise+auto"
-SEARCH = {"max_steps": 20, "eval_every": 10, "patience": 1, "canvas_candidates": 2,
-          "finalists": 2, "val_images": 200}
-"""Overrides of the ``default`` preset per budget: shorter, as the ladder runs it often.
-Screening ties (common at small budgets) keep the canvas spec's order, so the synthetic
-canvases, which can carry a trigger, come first."""
+TOP_SHARE = 0.1
+TOP_MIN = 8
+CANVAS = "solid:white+noise+auto"
+SEARCH = {"max_steps": 60, "eval_every": 10, "patience": 3, "canvas_candidates": 1,
+          "val_images": 200}
+"""Overrides of the ``default`` preset per budget (shorter runs of fewer images localised
+triggers worse in development runs). Every canvas source is searched rather than
+screened, since at a few pixels all of them fool almost nothing and screening cannot tell
+them apart yet; ties keep the spec's order."""
+WEAK_FROM = 0.1
+"""Once a class's best canvas fools this share, its canvases below half of it leave the
+ladder."""
 NC_IMAGES = 1000
 MEDIAN = "numpy median: the mean of the two middle values for an even number of classes"
 
@@ -139,7 +145,7 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
     """Scan every class of ``model`` on ``data`` for a backdoor with ``method``.
 
     ``classwise``: the fewest pixels reaching ``rate`` on held-out search images, per
-    class, over budgets ``ladder`` (default 2, 4, 8, ... up to 16% of the pixels) with
+    class, over budgets ``ladder`` (default 2, 4, 8, ... up to 10% of the pixels) with
     ``canvas`` sources; ``overrides`` change single search settings (see
     :class:`~classwise.search.config.SearchConfig`). ``neural-cleanse``: Neural Cleanse on
     ``nc_images`` search-pool images. Both flag classes by the MAD rule.
@@ -166,10 +172,11 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
 
 
 def _ladder(ladder: list[int] | None, image_shape: tuple[int, int, int]) -> list[int]:
-    """The budgets to try, ascending: 2, 4, 8, ... up to ``TOP_SHARE`` of the pixels."""
+    """The budgets to try, ascending: 2, 4, 8, ... up to ``TOP_SHARE`` of the pixels (at
+    least ``TOP_MIN``)."""
     total = image_shape[1] * image_shape[2]
     if ladder is None:
-        top = max(2, int(TOP_SHARE * total))
+        top = min(max(TOP_MIN, int(TOP_SHARE * total)), total - 1)
         return [2 ** i for i in range(1, int(math.log2(top)) + 1)]
     steps = sorted({int(k) for k in ladder})
     if not steps or steps[0] < 1 or steps[-1] >= total:
@@ -179,64 +186,108 @@ def _ladder(ladder: list[int] | None, image_shape: tuple[int, int, int]) -> list
 
 @dataclass
 class _Rung:
-    """One class's best pattern at one budget."""
+    """One class's best pattern at one budget: ``pixels`` of ``mask``'s ranking reach ``rate``."""
 
     k: int
     rate: float
     mask: np.ndarray
     candidate: Any
+    pixels: int
 
 
 def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float,
                ladder: list[int], cfg: SearchConfig, show_progress: bool,
                settings: dict[str, Any]) -> ScanResult:
-    """Climb the budget ladder; each class stops at the first budget that reaches ``rate``."""
+    """Climb the budget ladder; each class stops at the first budget that reaches ``rate``.
+
+    Every (class, canvas) row keeps its mask from budget to budget: the search at ``k``
+    starts from the mask found at the budget before plus half the gradient saliency, so a
+    trigger found with few pixels is kept and completed rather than searched anew.
+    """
+    searcher = Searcher(net, ds, cfg, ladder[0], seed, dev,
+                        rows_per_pass(cfg, ds.image_shape, None), show_progress)
+    cands = [c for t in range(ds.num_classes) for c in
+             candidates_for(t, cfg.canvas, cfg.canvas_candidates, searcher.pools,
+                            ds.train.labels)]
+    rows = searcher.rows(cands)
+    masks = torch.zeros(len(cands), *ds.image_shape[1:], device=dev)
+    rates = torch.zeros(len(cands))
     tried: dict[int, list[_Rung]] = {t: [] for t in range(ds.num_classes)}
-    remaining = list(tried)
-    per_pass = rows_per_pass(cfg, ds.image_shape, None)
+    bar = progress(total=len(ladder) * ds.num_classes, enabled=show_progress,
+                   desc="budget ladder", unit="class-budget")
+    dropped: set[int] = set()
     for k in ladder:
-        if not remaining:
-            break
-        searcher = Searcher(net, ds, cfg, k, seed, dev, per_pass, show_progress)
-        searcher.run(remaining, cfg.canvas, partial(_record, searcher, k, tried))
-        remaining = [t for t in remaining if tried[t][-1].rate < rate]
+        live = [i for i, c in enumerate(cands)
+                if i not in dropped and _climbing(tried[c.target], rate)]
+        for sl in chunks(len(live), searcher.per_pass):
+            idx = live[sl]
+            sub = rows.take(idx)
+            start = initial_masks(net, sub, searcher.source, cfg, k)
+            start = project_budget(masks[idx] + 0.5 * start, k)
+            masks[idx], held_out = MaskSearch(net, sub, start, searcher.source, cfg, k).run()
+            rates[idx] = (held_out if held_out is not None else
+                          fooling_rate(net, topk_mask(masks[idx], k), sub, searcher.source))
+        for t in sorted({cands[i].target for i in live}):
+            own = [i for i in live if cands[i].target == t]
+            best = max(own, key=lambda i: rates[i])
+            if rates[best] >= WEAK_FROM:
+                dropped.update(i for i in own if rates[i] < rates[best] / 2)
+            reached = float(rates[best]) >= rate
+            pixels = (_fewest(net, masks[best], rows.take([best]), searcher.source, rate, k)
+                      if reached else k)
+            tried[t].append(_Rung(k, float(rates[best]), masks[best].cpu().numpy(),
+                                  cands[best], pixels))
+            bar.update(1 if not reached else 1 + len(ladder) - len(tried[t]))
+    bar.close()
     total = ds.image_shape[1] * ds.image_shape[2]
     values = np.array([_pixels_to_reach(tried[t], rate, total) for t in tried])
     result = RevealResult.empty(ds, ladder[-1], {**settings, "index_of": "log(pixels_to_reach)"})
     extra = []
     for t, rungs in tried.items():
         kept = rungs[-1]
-        result.add([t], kept.mask[None], [kept.candidate], 0.0, net, ds, kept.k, seed)
+        result.add([t], kept.mask[None], [kept.candidate], 0.0, net, ds, kept.pixels, seed,
+                   curve=False)
         extra.append({"search_rate": kept.rate,
                       "search_rates": {str(r.k): round(r.rate, 4) for r in rungs}})
     return ScanResult("classwise", "pixels_to_reach", values, anomaly_index(np.log(values)),
                       result.finish(), result.settings, extra)
 
 
-def _record(searcher: Searcher, k: int, tried: dict[int, list[_Rung]], part: list[int],
-            masks: np.ndarray, chosen: list[Any], seconds: float) -> None:
-    """Measure the held-out search rate of each chosen pattern and file it under its class."""
-    rows = searcher.rows(chosen)
-    patterns = topk_mask(torch.from_numpy(masks).to(searcher.device), k)
-    rates = fooling_rate(searcher.model, patterns, rows, searcher.source)
-    for t, mask, cand, r in zip(part, masks, chosen, rates.tolist(), strict=True):
-        tried[t].append(_Rung(k, r, mask, cand))
+def _climbing(rungs: list[_Rung], rate: float) -> bool:
+    return not rungs or rungs[-1].rate < rate
+
+
+def _fewest(net: nn.Module, mask: torch.Tensor, row: Rows, source: ImageSource, rate: float,
+            k: int) -> int:
+    """The fewest of ``mask``'s top pixels (at most ``k``, which reach ``rate``) that reach it.
+
+    Bisection over the ranking's length, on the row's held-out search images.
+    """
+    lo, hi = 0, k
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if float(fooling_rate(net, topk_mask(mask[None], mid), row, source)[0]) >= rate:
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def _pixels_to_reach(rungs: list[_Rung], rate: float, total: int) -> float:
-    """Pixels at which the rate is reached, on the line through the last two budgets.
+    """The fewest pixels found to reach the rate, or an extrapolation when none reached it.
 
-    The line is in (log pixels, rate); it interpolates for a class that reached the rate
-    and extrapolates for one that did not, capped at ``total`` pixels.
+    The extrapolation follows the line through the last two budgets in (log pixels, rate),
+    capped at ``total`` pixels.
     """
     last = rungs[-1]
-    reached = float(last.k) if last.rate >= rate else float(total)
+    if last.rate >= rate:
+        return float(last.pixels)
     if len(rungs) == 1:
-        return reached
+        return float(total)
     prev = rungs[-2]
     slope = (last.rate - prev.rate) / (math.log(last.k) - math.log(prev.k))
     if slope <= 0:
-        return reached
+        return float(total)
     return float(np.clip(math.exp(math.log(last.k) + (rate - last.rate) / slope), 1, total))
 
 

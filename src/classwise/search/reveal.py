@@ -200,8 +200,9 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
     or give ``pixels``. ``overrides`` change single settings of the preset (see
     :class:`~classwise.search.config.SearchConfig`); ``model_name`` is what the results
     call the model (default: its path). With ``checkpoint`` (a folder), progress is saved
-    after each chunk of classes and every 30 s within one; ``resume=True`` continues from it
-    and ends with the results an uninterrupted run would give. ``shard="I/N"`` searches
+    after each chunk of classes and every 30 s within one (with Ray, as each chunk comes
+    back); ``resume=True`` continues from it and ends with the results an uninterrupted
+    run would give. ``shard="I/N"`` searches
     every N-th requested class from the I-th (join shards with :func:`classwise.merge`);
     ``executor="ray"`` fans chunks of classes out over a Ray cluster (``ray_address``, or a
     local instance). The same seed gives the same patterns however the work is split.
@@ -233,13 +234,6 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
     parse_canvas(cfg.canvas)
     seed_everything(seed)
     per_pass = rows_per_pass(cfg, ds.image_shape, max_batch)
-    if executor == "ray":
-        from classwise.scale import reveal_ray
-
-        return reveal_ray(model, data, wanted, ray_address, chunk=max(1, per_pass // cfg.finalists),
-                          budget=budget, pixels=pixels, preset=preset, canvas=canvas, seed=seed,
-                          device=device, max_batch=max_batch, model_name=model_name,
-                          **overrides)
     searcher = Searcher(net, ds, cfg, k, seed, dev, per_pass, show_progress)
     for t in wanted:  # refuse bad canvases and unusable test splits before any work
         candidates_for(t, cfg.canvas, cfg.canvas_candidates, searcher.pools, ds.train.labels)
@@ -253,8 +247,16 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
     ckpt = None
     if checkpoint is not None:
         ckpt = Checkpoint(checkpoint, {**result.settings, "classes": wanted,
-                                       "per_pass": searcher.per_pass}, resume)
+                                       "per_pass": searcher.per_pass, "executor": executor},
+                          resume)
         ckpt.start()
+    if executor == "ray":
+        from classwise.scale import reveal_ray
+
+        return reveal_ray(model, data, wanted, ray_address, chunk=max(1, per_pass // cfg.finalists),
+                          checkpoint=ckpt, budget=budget, pixels=pixels, preset=preset,
+                          canvas=canvas, seed=seed, device=device, max_batch=max_batch,
+                          model_name=model_name, **overrides)
     searcher.run(wanted, cfg.canvas, lambda part, masks, chosen, secs: result.add(
         part, masks, chosen, secs, net, ds, k, seed), ckpt)
     return result.finish()

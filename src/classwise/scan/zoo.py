@@ -1,0 +1,100 @@
+"""Scan a model zoo: several models, one after another or fanned out over Ray.
+
+Each model's scan is written to ``out/<name>/`` (the layout of a one-model scan) as soon
+as it ends, by renaming a finished temporary folder, so an interrupted audit keeps every
+model already scanned and ``resume=True`` scans only the rest. ``out/zoo.json`` sums the
+verdicts up once all are done.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from classwise.errors import UsageError
+from classwise.fileio import write_json
+from classwise.scan.scan import ScanResult, scan
+from classwise.search.checkpoint import DIRNAME, Checkpoint
+
+
+def model_names(models: Sequence[str | Path]) -> list[str]:
+    """One folder name per model: a train folder's name or the file's stem, made unique."""
+    names: list[str] = []
+    for m in models:
+        p = Path(str(m))
+        base = p.parent.name if p.name == "model.ts" else p.stem if p.suffix else p.name
+        base = re.sub(r"[^\w.-]+", "_", base) or "model"
+        name, i = base, 2
+        while name in names:
+            name, i = f"{base}-{i}", i + 1
+        names.append(name)
+    return names
+
+
+def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
+                method: str = "classwise", seed: int = 0, device: str | None = None,
+                executor: str = "local", ray_address: str | None = None,
+                resume: bool = False, show_progress: bool = True,
+                **options: Any) -> list[dict[str, Any]]:
+    """Scan every model in ``models`` on ``data``; one summary row per model, in order.
+
+    ``models`` are paths every worker can open (TorchScript files or train folders).
+    ``executor="ray"`` scans them in parallel on a Ray cluster (``ray_address``, or a local
+    instance). Each row holds the model, its folder under ``out``, the verdict, the flagged
+    classes, the largest anomaly index and the verdict line. ``options`` go to
+    :func:`~classwise.scan.scan` for every model.
+    """
+    if not models:
+        raise UsageError("no models to scan; give one or more --model paths")
+    if executor not in ("local", "ray"):
+        raise UsageError(f"unknown executor {executor!r}; use local or ray")
+    for m in models:
+        if not Path(str(m)).exists():
+            raise UsageError(f"model {m} does not exist; give TorchScript files or folders "
+                             "written by classwise train")
+    out = Path(out)
+    names = model_names(models)
+    kwargs = {"data": str(data), "method": method, "seed": seed, "device": device, **options}
+    ckpt = Checkpoint(out / DIRNAME, {"models": [str(m) for m in models], **kwargs}, resume)
+    ckpt.start()
+    todo = [i for i, name in enumerate(names) if not (out / name / "scan.json").is_file()]
+
+    def keep(j: int, result: ScanResult) -> None:
+        _save_atomically(result, out / names[todo[j]])
+        print(_row(models[todo[j]], out / names[todo[j]])["verdict_line"], flush=True)
+
+    calls = [dict(model=str(models[i]), model_name=str(models[i]), **kwargs) for i in todo]
+    if executor == "ray":
+        from classwise.scale import ray_map
+
+        ray_map(scan, [{**c, "show_progress": False} for c in calls], ray_address, keep)
+    else:
+        for j, call in enumerate(calls):
+            keep(j, scan(**call, show_progress=show_progress))
+    rows = [_row(m, out / name) for m, name in zip(models, names, strict=True)]
+    write_json(out / "zoo.json", {"data": str(data), "method": method, "seed": seed,
+                                  "backdoored": sum(r["verdict"] == "backdoored" for r in rows),
+                                  "models": rows})
+    ckpt.remove()
+    return rows
+
+
+def _save_atomically(result: ScanResult, folder: Path) -> None:
+    """Write the scan into a temporary sibling, then rename it to ``folder``."""
+    tmp = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    result.save(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def _row(model: str | Path, folder: Path) -> dict[str, Any]:
+    report = json.loads((folder / "scan.json").read_text())
+    return {"model": str(model), "folder": folder.name, "verdict": report["verdict"],
+            "flagged": report["flagged"],
+            "max_anomaly_index": max(c["anomaly_index"] for c in report["classes"]),
+            "verdict_line": report["verdict_line"]}
