@@ -41,6 +41,10 @@ def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
     row = report["classes"][TARGET]
     assert row["anomaly_index"] > report["threshold"] == 2.0
     assert row["pixels"] == int(result.patterns[TARGET].sum())
+    # the target reached the rate: its figure is the kept pattern's own size, which fools
+    # the rate of held-out search images, cut from the last budget's mask
+    assert row["pixels_to_reach"] == row["pixels"] <= max(map(int, row["search_rates"]))
+    assert row["search_rate"] >= 0.8
     assert row["predictive_power"] >= 0.5
     with np.load(tmp_path / "patterns.npz") as f:
         assert f["patterns"].shape == (10, 8, 8)

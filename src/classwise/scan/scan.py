@@ -186,13 +186,17 @@ def _ladder(ladder: list[int] | None, image_shape: tuple[int, int, int]) -> list
 
 @dataclass
 class _Rung:
-    """One class's best pattern at one budget: ``pixels`` of ``mask``'s ranking reach ``rate``."""
+    """One class's best canvas at budget ``k``: its mask and held-out ``rate``, and the
+    ``pixels`` of the mask's ranking kept (the fewest that reach the scan's rate, else ``k``).
+    """
 
     k: int
     rate: float
     mask: np.ndarray
     candidate: Any
     pixels: int
+    kept_rate: float
+    """The rate of those ``pixels`` (the kept pattern)."""
 
 
 def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float,
@@ -233,10 +237,11 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
             if rates[best] >= WEAK_FROM:
                 dropped.update(i for i in own if rates[i] < rates[best] / 2)
             reached = float(rates[best]) >= rate
-            pixels = (_fewest(net, masks[best], rows.take([best]), searcher.source, rate, k)
-                      if reached else k)
+            pixels, kept_rate = (_fewest(net, masks[best], rows.take([best]), searcher.source,
+                                         rate, k, float(rates[best]))
+                                 if reached else (k, float(rates[best])))
             tried[t].append(_Rung(k, float(rates[best]), masks[best].cpu().numpy(),
-                                  cands[best], pixels))
+                                  cands[best], pixels, kept_rate))
             bar.update(1 if not reached else 1 + len(ladder) - len(tried[t]))
     bar.close()
     total = ds.image_shape[1] * ds.image_shape[2]
@@ -247,7 +252,7 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
         kept = rungs[-1]
         result.add([t], kept.mask[None], [kept.candidate], 0.0, net, ds, kept.pixels, seed,
                    curve=False)
-        extra.append({"search_rate": kept.rate,
+        extra.append({"search_rate": kept.kept_rate,
                       "search_rates": {str(r.k): round(r.rate, 4) for r in rungs}})
     return ScanResult("classwise", "pixels_to_reach", values, anomaly_index(np.log(values)),
                       result.finish(), result.settings, extra)
@@ -258,19 +263,20 @@ def _climbing(rungs: list[_Rung], rate: float) -> bool:
 
 
 def _fewest(net: nn.Module, mask: torch.Tensor, row: Rows, source: ImageSource, rate: float,
-            k: int) -> int:
-    """The fewest of ``mask``'s top pixels (at most ``k``, which reach ``rate``) that reach it.
+            k: int, rate_at_k: float) -> tuple[int, float]:
+    """The fewest of ``mask``'s top pixels reaching ``rate`` (its top ``k`` do), and their rate.
 
     Bisection over the ranking's length, on the row's held-out search images.
     """
-    lo, hi = 0, k
+    lo, hi, hi_rate = 0, k, rate_at_k
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if float(fooling_rate(net, topk_mask(mask[None], mid), row, source)[0]) >= rate:
-            hi = mid
+        r = float(fooling_rate(net, topk_mask(mask[None], mid), row, source)[0])
+        if r >= rate:
+            hi, hi_rate = mid, r
         else:
             lo = mid
-    return hi
+    return hi, hi_rate
 
 
 def _pixels_to_reach(rungs: list[_Rung], rate: float, total: int) -> float:
