@@ -11,6 +11,8 @@ mnist5k uses the small CNN. shapes uses ``resnet18-narrow`` (the ResNet-18 topol
 quarter of the width): the small CNN does not learn shapes (clean accuracy 0.15 after 5
 epochs, 0.42 after 15), nor does the full-width ResNet-18 in the epochs a 2-core CPU allows
 (0.175 after 3 epochs); the natural shapes models are shared with ``bench/natural.py``.
+Its adversarial models use epsilon 2/255: at the command's default of 8/255 the narrow
+ResNet-18 stayed at chance after 8 epochs (clean accuracy 0.122, robust 0.113, seed 0).
 
     python bench/adversarial.py [--data mnist5k shapes] [--seeds 0 1 2] [--threads 1]
 """
@@ -36,7 +38,7 @@ BUDGET = 0.05
 ARCH = {"mnist5k": "small-cnn", "shapes": "resnet18-narrow"}
 TRAINING = {
     "mnist5k": {"natural": {"epochs": 5}, "adversarial": {"epochs": 4, "epsilon": 0.3}},
-    "shapes": {"natural": {"epochs": 8}, "adversarial": {"epochs": 8, "epsilon": 8 / 255}},
+    "shapes": {"natural": {"epochs": 8}, "adversarial": {"epochs": 8, "epsilon": 2 / 255}},
 }
 FIGURES = (("clean_test_accuracy", "clean acc"), ("robust_accuracy", "robust acc"),
            ("predictive_power", "pred. power"), ("components", "components"),
