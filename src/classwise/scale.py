@@ -98,6 +98,8 @@ def ray_map(fn: Callable[..., Any], calls: Sequence[dict[str, Any]], address: st
     local Ray instance is started. Results are handed over in the order they finish, so
     the caller can save each at once and an interrupted run keeps what it got.
     """
+    if not calls:
+        return
     try:
         import ray
     except ImportError:

@@ -65,8 +65,12 @@ def test_an_interrupted_audit_resumes_with_the_models_left(zoo_dirs, tmp_path, m
     assert json.loads((tmp_path / "zoo.json").read_text())["models"] == rows
 
 
-def test_a_missing_model_is_refused_before_any_work(zoo_dirs, tmp_path):
+@pytest.mark.parametrize("case", ["missing model", "unknown data"])
+def test_bad_input_is_refused_before_anything_is_written(zoo_dirs, tmp_path, case):
     out = tmp_path / "o"
-    assert main(["scan", "--model", str(zoo_dirs[0]), str(tmp_path / "nope"), "--data",
-                 "digits", "--out", str(out)]) == 2
+    models = [str(m) for m in zoo_dirs]
+    if case == "missing model":
+        models.append(str(tmp_path / "nope"))
+    data = "no-such-data" if case == "unknown data" else "digits"
+    assert main(["scan", "--model", *models, "--data", data, "--out", str(out)]) == 2
     assert not out.exists()

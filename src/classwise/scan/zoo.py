@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from classwise.data import load_data
 from classwise.errors import UsageError
 from classwise.fileio import write_json
-from classwise.scan.scan import ScanResult, scan
+from classwise.models import check_model, load_model
+from classwise.scan.scan import METHODS, ScanResult, scan
 from classwise.search.checkpoint import DIRNAME, Checkpoint
 
 
@@ -52,16 +54,21 @@ def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
         raise UsageError("no models to scan; give one or more --model paths")
     if executor not in ("local", "ray"):
         raise UsageError(f"unknown executor {executor!r}; use local or ray")
-    for m in models:
+    if method not in METHODS:
+        raise UsageError(f"unknown scan method {method!r}; choose {' or '.join(METHODS)}")
+    ds = load_data(data)
+    for m in models:  # refuse bad input before anything is written
         if not Path(str(m)).exists():
             raise UsageError(f"model {m} does not exist; give TorchScript files or folders "
                              "written by classwise train")
+        check_model(load_model(m, device="cpu"), ds.test.load([0, 1]), ds.num_classes)
     out = Path(out)
     names = model_names(models)
     kwargs = {"data": str(data), "method": method, "seed": seed, "device": device, **options}
     ckpt = Checkpoint(out / DIRNAME, {"models": [str(m) for m in models], **kwargs}, resume)
     ckpt.start()
-    todo = [i for i, name in enumerate(names) if not (out / name / "scan.json").is_file()]
+    todo = [i for i, name in enumerate(names)
+            if not (resume and (out / name / "scan.json").is_file())]
 
     def keep(j: int, result: ScanResult) -> None:
         _save_atomically(result, out / names[todo[j]])
