@@ -4,8 +4,8 @@ For each dataset and seed, train a natural and an adversarial small CNN (cached 
 ``bench/out``, so reruns skip training and searching), reveal every class at a 5% budget
 with the default preset, and report per setting the mean and spread (std) across seeds of:
 clean and robust accuracy, predictive power, components, largest-component share and
-on-object share. Writes ``bench/results/adversarial.json`` and one comparison grid per
-dataset (first seed) to ``docs/img/compare_<data>.png``.
+on-object share. Writes ``bench/results/adversarial_<data>.json`` and one comparison grid
+per dataset (first seed) to ``docs/img/compare_<data>.png``.
 
 mnist5k uses the small CNN. shapes uses ``resnet18-narrow`` (the ResNet-18 topology at a
 quarter of the width): the small CNN does not learn shapes (clean accuracy 0.15 after 5
@@ -111,9 +111,13 @@ def main() -> None:
         grid = compare([CACHE / "adversarial" / n for n in names],
                        labels=[f"{s} (seed {args.seeds[0]})" for s in TRAINING[data]])
         save_figure(grid.figure(), PICTURES / f"compare_{data}.png", dpi=DPI)
-    save("adversarial", {"budget": BUDGET, "arch": ARCH, "preset": "default",
-                         "training": TRAINING, "runs": runs, "summary": rows,
-                         "machine": machine()})
+    for data in args.data:  # one file per dataset, so datasets can be run apart
+        save(f"adversarial_{data}", {
+            "command": f"python bench/adversarial.py --data {data} --seeds "
+                       + " ".join(map(str, args.seeds)),
+            "budget": BUDGET, "arch": ARCH[data], "preset": "default",
+            "training": TRAINING[data], "runs": runs[data],
+            "summary": [r for r in rows if r["data"] == data], "machine": machine()})
     print(table(rows, [("data", "data"), ("setting", "setting"), ("seeds", "seeds"),
                        *FIGURES]))
 
