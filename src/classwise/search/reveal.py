@@ -202,8 +202,8 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
     call the model (default: its path). With ``checkpoint`` (a folder), progress is saved
     after each chunk of classes and every 30 s within one (with Ray, as each chunk comes
     back); ``resume=True`` continues from it and ends with the results an uninterrupted
-    run would give. ``shard="I/N"`` searches
-    every N-th requested class from the I-th (join shards with :func:`classwise.merge`);
+    run would give. ``shard="I/N"`` searches every N-th requested class from the I-th
+    (join shards with :func:`classwise.merge`);
     ``executor="ray"`` fans chunks of classes out over a Ray cluster (``ray_address``, or a
     local instance). The same seed gives the same patterns however the work is split.
 
