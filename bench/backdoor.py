@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import command
 from scipy.ndimage import binary_dilation
 from sklearn.metrics import roc_auc_score
 
@@ -200,12 +201,9 @@ def main() -> None:
 def save(out: Path, args: argparse.Namespace, models: list[dict], records: list[dict],
          complete: bool) -> None:
     """Write what has been measured so far (after every model, so a stopped run keeps it)."""
-    command = "python bench/backdoor.py " + " ".join(
-        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-        for k, v in vars(args).items() if v not in (False, None))
-    write_json(out, {"command": command, "complete": complete, "data": args.data,
-                     "training": TRAINING[args.data], "models": models, "scans": records,
-                     "summary": summarise(records)})
+    write_json(out, {"command": command("backdoor.py", args), "complete": complete,
+                     "data": args.data, "training": TRAINING[args.data], "models": models,
+                     "scans": records, "summary": summarise(records)})
 
 
 if __name__ == "__main__":

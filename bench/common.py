@@ -50,6 +50,13 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def command(script: str, args: Any) -> str:
+    """The command line that reproduces a run: ``script`` with the parsed ``args``."""
+    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+             for k, v in vars(args).items() if v not in (False, None)]
+    return " ".join([f"python bench/{script}", *flags])
+
+
 def save(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     write_json(path, payload)

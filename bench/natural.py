@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from common import cached_model, machine, meta, save, table
+from common import cached_model, command, machine, meta, save, table
 
 from classwise import evaluate, reveal
 from classwise.search.ops import pixels_for_budget, topk_mask
@@ -79,9 +79,7 @@ def main() -> None:
           f"{meta(folder)['clean_test_accuracy']:.3f}")
     print(table(rows, cols))
     path = save(f"natural_{args.data}_{args.arch}", {
-        "command": "python bench/natural.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-            if v not in (False, None)),
+        "command": command("natural.py", args),
         "model": meta(folder), "machine": machine(), "rows": rows})
     print(f"wrote {path}")
 

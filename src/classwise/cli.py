@@ -68,6 +68,14 @@ def _executor_args(p: argparse.ArgumentParser, what: str) -> argparse._ArgumentG
     return g
 
 
+def _paths_only(args: argparse.Namespace, what: str) -> None:
+    """Refuse the options that build a model or data set in this process: ``what`` hands
+    the paths on as given (to Ray workers, or to one scan per model)."""
+    if args.weights or args.mean or args.std or args.image_size:
+        raise UsageError(f"{what} takes the model and data paths as given; drop "
+                         "--weights/--mean/--std/--image-size or run one model locally")
+
+
 def _load(args: argparse.Namespace):
     from classwise.data import load_data
     from classwise.models import load_model
@@ -184,9 +192,7 @@ def run_reveal(args: argparse.Namespace) -> None:
     out = check_out(args.out, args.force, args.resume)
     model, data = _load(args)
     if args.executor == "ray":
-        if args.weights or args.mean or args.std or args.image_size:
-            raise UsageError("--executor ray takes the model and data as given on the command "
-                             "line; drop --weights/--mean/--std/--image-size or run locally")
+        _paths_only(args, "--executor ray")
         model, data = args.model, args.data  # every worker opens them itself
     if args.force and not args.resume:
         shutil.rmtree(out / DIRNAME, ignore_errors=True)
@@ -284,9 +290,7 @@ def run_scan(args: argparse.Namespace) -> None:
 
     out = check_out(args.out, args.force, args.resume)
     if len(args.model) > 1 or args.executor == "ray" or args.resume:
-        if args.weights or args.mean or args.std or args.image_size:
-            raise UsageError("a scan of several models takes TorchScript files or train "
-                             "folders; drop --weights/--mean/--std/--image-size")
+        _paths_only(args, "a scan of several models, --executor ray or --resume")
         rows = scan_models(args.model, args.data, out, method=args.method, seed=args.seed,
                            device=args.device, executor=args.executor,
                            ray_address=args.ray_address, resume=args.resume,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,11 @@ X_TEST = rng.integers(0, 256, (20, 8, 8), dtype=np.uint8)
 
 
 class Linear(nn.Module):
-    """A usable 2-class model of 8x8 grey images."""
+    """A 2-class linear model of ``side`` x ``side`` grey images (8: usable on the data)."""
 
-    def __init__(self) -> None:
+    def __init__(self, side: int = 8) -> None:
         super().__init__()
-        self.fc = nn.Linear(64, 2)
+        self.fc = nn.Linear(side * side, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x.flatten(1))
@@ -55,17 +56,6 @@ class Infs(nn.Module):
         return torch.full((x.shape[0], 2), float("inf"))
 
 
-class Wide(nn.Module):
-    """Expects 10x10 images: rejects the 8x8 data."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(100, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x.flatten(1))
-
-
 class FailsOnBatches(nn.Module):
     """Passes the two-image check, then fails on the search's larger batches (a run-time bug)."""
 
@@ -76,7 +66,8 @@ class FailsOnBatches(nn.Module):
 
 
 MODELS = {"good": Linear, "three": ThreeLogits, "one": OneScore, "nan": NaNs, "inf": Infs,
-          "wide": Wide, "fails": FailsOnBatches}
+          "wide": partial(Linear, 10),  # expects 10x10 images: rejects the 8x8 data
+          "fails": FailsOnBatches}
 
 
 class Kit:

@@ -71,8 +71,9 @@ def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
             if not (resume and (out / name / "scan.json").is_file())]
 
     def keep(j: int, result: ScanResult) -> None:
-        _save_atomically(result, out / names[todo[j]])
-        print(_row(models[todo[j]], out / names[todo[j]])["verdict_line"], flush=True)
+        folder = out / names[todo[j]]
+        _save_atomically(result, folder)
+        print(result.verdict_line(folder), flush=True)
 
     calls = [dict(model=str(models[i]), model_name=str(models[i]), **kwargs) for i in todo]
     if executor == "ray":
