@@ -87,6 +87,11 @@ def scale_rows(max_batch: int, big_max_batch: int) -> list[dict]:
 
 
 def preset_rows(seed: int) -> list[dict]:
+    """Paper vs default on all 10 classes at 5%: the search alone and the whole call.
+
+    ``search s`` sums the time of the searches (what the preset decides); ``wall s`` adds
+    loading and the evaluation on the test split, which is the same work for both presets.
+    """
     from classwise import reveal
 
     folder = cached_model(f"natural_mnist5k_small-cnn_s{seed}", data="mnist5k",
@@ -97,11 +102,12 @@ def preset_rows(seed: int) -> list[dict]:
         result = reveal(folder, "mnist5k", preset=preset, budget=0.05, seed=seed,
                         show_progress=False, device="cpu")
         rows.append({"preset": preset, "seconds": round(time.perf_counter() - start, 1),
-                     "search_seconds": result.settings["seconds"],
+                     "search_seconds": round(sum(r["seconds"] for r in result.records), 2),
                      "predictive_power": result.mean_predictive_power})
         print(rows[-1], flush=True)
     paper, default = rows
-    default["speed-up"] = round(paper["seconds"] / default["seconds"], 1)
+    default["search speed-up"] = round(paper["search_seconds"] / default["search_seconds"], 1)
+    default["wall speed-up"] = round(paper["seconds"] / default["seconds"], 1)
     default["power ratio"] = round(default["predictive_power"] / paper["predictive_power"], 2)
     return rows
 
@@ -162,9 +168,11 @@ def main() -> None:
                "machine": machine()}
     if args.part in ("all", "presets"):
         payload["presets"] = preset_rows(args.seed)
-        print(table(payload["presets"], [("preset", "preset"), ("seconds", "wall s"),
+        print(table(payload["presets"], [("preset", "preset"), ("search_seconds", "search s"),
+                                         ("seconds", "wall s"),
                                          ("predictive_power", "mean predictive power"),
-                                         ("speed-up", "speed-up"),
+                                         ("search speed-up", "search speed-up"),
+                                         ("wall speed-up", "wall speed-up"),
                                          ("power ratio", "power ratio")]))
     if args.part in ("all", "scale"):
         payload["scale"] = scale_rows(args.max_batch, args.big_max_batch)
