@@ -100,15 +100,18 @@ def trigger_mask(folder: Path) -> np.ndarray | None:
 
 
 def scan_record(spec: Spec, model: torch.nn.Module, data: Dataset, method: str,
-                mask: np.ndarray | None) -> dict:
-    """One model's scan under ``method``: verdict, flagged classes, index, time, localisation."""
+                mask: np.ndarray | None, canvas: str | None = None) -> dict:
+    """One model's scan under ``method``: verdict, flagged classes, index, time, localisation,
+    and the canvas each class's kept pattern was found on."""
     start = time.perf_counter()
-    result = scan(model, data, method=method, show_progress=False)
+    options = {"canvas": canvas} if canvas and method == "classwise" else {}
+    result = scan(model, data, method=method, show_progress=False, **options)
     seconds = time.perf_counter() - start
     record = {"model": spec.name, "attack": spec.attack or "clean", "target": spec.target,
               "method": method, "seconds": round(seconds, 2), "flagged": result.flagged,
               "max_index": float(np.max(result.anomaly_index)),
-              "statistic": [round(float(v), 4) for v in result.values]}
+              "statistic": [round(float(v), 4) for v in result.values],
+              "canvases": [r["canvas_split"] for r in result.reveal.records]}
     if spec.attack in PATCH_ATTACKS and spec.target in result.flagged:
         pattern = result.patterns[list(result.classes).index(spec.target)]
         record["on_trigger"] = float(mask[pattern].mean())
@@ -169,6 +172,8 @@ def main() -> None:
                         help=f"comma list of {', '.join(ATTACKS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="one model per attack, one clean")
     parser.add_argument("--train-only", action="store_true", help="fill the model cache only")
+    parser.add_argument("--canvas", help="canvas sources of the classwise scan (default: the "
+                        "scan's own, solid:white+auto)")
     parser.add_argument("--out", type=Path, help="default: bench/results/backdoor_<data>.json")
     args = parser.parse_args()
     out = args.out or ROOT / "results" / f"backdoor_{args.data}.json"
@@ -189,7 +194,8 @@ def main() -> None:
         if args.train_only:
             continue
         for method in args.methods.split(","):
-            records.append(scan_record(spec, model, data, method, trigger_mask(folder)))
+            records.append(scan_record(spec, model, data, method, trigger_mask(folder),
+                                       args.canvas))
             r = records[-1]
             print(f"  {method}: flagged {r['flagged']} max index {r['max_index']:.2f} "
                   f"({r['seconds']:.1f} s)", flush=True)

@@ -32,6 +32,7 @@ def test_the_poisoned_model_really_is_backdoored(poisoned):
 
 def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
     result = scan(poisoned.model, digits, show_progress=False)
+    assert result.settings["ladder"] == [4, 8]  # 4, 8, 16, ... up to 10% of 64 px, at least 8
     assert result.verdict == "backdoored" and result.flagged == [TARGET]
     assert result.values[TARGET] == result.values.min()
     assert result.verdict_line().startswith(f"BACKDOORED: class {TARGET}")
@@ -60,3 +61,9 @@ def test_scan_flags_no_class_of_a_clean_model(clean, digits):
 def test_unknown_method_is_a_usage_error(clean, digits):
     with pytest.raises(UsageError, match="neural-cleanse"):
         scan(clean.model, digits, method="strip")
+
+
+@pytest.mark.parametrize("ladder", [[0, 4], [4, 64], []])
+def test_a_ladder_outside_the_image_is_a_usage_error(clean, digits, ladder):
+    with pytest.raises(UsageError, match="ladder"):
+        scan(clean.model, digits, ladder=ladder)
