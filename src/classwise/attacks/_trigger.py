@@ -1,12 +1,15 @@
-"""Helpers shared by the patch attacks: reading trigger images and placing patches."""
+"""What the patch attacks share: reading trigger images, placing patches, their base class."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from classwise.attacks.base import MaskedAttack, checked_shape
 from classwise.errors import UsageError
 
 POSITIONS = ("bottom-right", "top-left", "top-right", "bottom-left", "center")
@@ -87,3 +90,39 @@ def _offset(position: str, h: int, w: int, height: int, width: int) -> tuple[int
         raise UsageError(f"unknown position {position!r}; use {', '.join(POSITIONS)} or 'x,y' "
                          "pixel coordinates of the top-left corner") from None
     return y, x
+
+
+
+def patch_size(size: int | None, image_shape: tuple[int, int, int], what: str, smallest: int,
+               default: Callable[[int], int]) -> int:
+    """``size``, or ``default(shortest side)``; :class:`UsageError` unless it lies in
+    ``smallest``..shortest side (``what`` names the patch in the message)."""
+    _, height, width = checked_shape(image_shape)
+    side = min(height, width)
+    n = default(side) if size is None else int(size)
+    if not smallest <= n <= side:
+        raise UsageError(f"{what} size {n} does not fit {width}x{height} images; use a size in "
+                         f"{smallest}..{side}")
+    return n
+
+class PatchAttack(MaskedAttack):
+    """A patch stamped at ``position``: the subclass's own (:meth:`_built_in`), or the PNG
+    ``trigger_file``, whose alpha channel is the mask and whose colours are the patch."""
+
+    def __init__(self, image_shape: tuple[int, int, int], seed: int, position: str,
+                 trigger_file: str | Path | None) -> None:
+        super().__init__(image_shape, seed)
+        self.position = position
+        self.trigger_file = None if trigger_file is None else str(trigger_file)
+        if trigger_file is not None:
+            patch, patch_mask = read_png_trigger(trigger_file, self.image_shape)
+        else:
+            patch, patch_mask = self._built_in()
+        self._set_trigger(*place(patch, patch_mask, position, self.image_shape))
+
+    def _built_in(self) -> tuple[np.ndarray, np.ndarray]:
+        """The built-in patch (C, h, w) and its mask (h, w)."""
+        raise NotImplementedError
+
+    def options(self) -> dict[str, Any]:
+        return super().options() | {"position": self.position, "trigger_file": self.trigger_file}

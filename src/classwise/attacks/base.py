@@ -19,6 +19,15 @@ from classwise.errors import UsageError
 from classwise.seeding import rng
 
 
+def checked_shape(image_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """``image_shape`` as ``(C, H, W)`` ints; :class:`UsageError` unless three positive sizes."""
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise UsageError(f"image_shape must be (C, H, W) with positive sizes, got "
+                         f"{tuple(image_shape)}; pass the data's image_shape")
+    return shape
+
+
 class BackdoorAttack(ABC):
     """A data-poisoning backdoor for images of shape ``image_shape`` ``(C, H, W)``.
 
@@ -32,12 +41,7 @@ class BackdoorAttack(ABC):
     default_rate: float = 0.1
 
     def __init__(self, image_shape: tuple[int, int, int], seed: int = 0) -> None:
-        shape = tuple(int(s) for s in image_shape)
-        if len(shape) != 3 or min(shape) < 1:
-            raise UsageError(f"image_shape must be (C, H, W) with positive sizes, got "
-                             f"{tuple(image_shape)}; pass the data's image_shape")
-        c, h, w = shape
-        self.image_shape = (c, h, w)
+        self.image_shape = checked_shape(image_shape)
         self.seed = int(seed)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,13 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from classwise.attacks._trigger import place, read_png_trigger
-from classwise.attacks.base import MaskedAttack
-from classwise.errors import UsageError
+from classwise.attacks._trigger import PatchAttack, patch_size
 from classwise.seeding import rng
 
 
-class Trojan(MaskedAttack):
+class Trojan(PatchAttack):
     """A non-square watermark with non-binary content, stamped at ``position``.
 
     Built in: a ring ``size`` px across (default ``max(5, min(H, W) // 6)``) filled
@@ -27,25 +25,18 @@ class Trojan(MaskedAttack):
     def __init__(self, image_shape: tuple[int, int, int], seed: int = 0,
                  size: int | None = None, position: str = "bottom-right",
                  trigger_file: str | Path | None = None) -> None:
-        super().__init__(image_shape, seed)
-        c, height, width = self.image_shape
-        self.position = position
-        self.trigger_file = None if trigger_file is None else str(trigger_file)
-        if trigger_file is not None:
-            patch, patch_mask = read_png_trigger(trigger_file, self.image_shape)
-            self.size = None
-        else:
-            self.size = max(5, min(height, width) // 6) if size is None else int(size)
-            if not 3 <= self.size <= min(height, width):
-                raise UsageError(f"watermark size {self.size} does not fit {width}x{height} "
-                                 f"images; use a size in 3..{min(height, width)}")
-            patch_mask = _ring(self.size)
-            patch = rng(self.seed).random((c, self.size, self.size), dtype=np.float32)
-        self._set_trigger(*place(patch, patch_mask, position, self.image_shape))
+        self.size = None
+        if trigger_file is None:
+            self.size = patch_size(size, image_shape, "watermark", 3,
+                                   lambda side: max(5, side // 6))
+        super().__init__(image_shape, seed, position, trigger_file)
+
+    def _built_in(self) -> tuple[np.ndarray, np.ndarray]:
+        c, size = self.image_shape[0], self.size
+        return rng(self.seed).random((c, size, size), dtype=np.float32), _ring(size)
 
     def options(self) -> dict[str, Any]:
-        return super().options() | {"size": self.size, "position": self.position,
-                                    "trigger_file": self.trigger_file}
+        return super().options() | {"size": self.size}
 
 
 def _ring(size: int) -> np.ndarray:
