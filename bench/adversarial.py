@@ -1,11 +1,12 @@
 """Natural vs adversarially trained models: do robust models learn simpler shape patterns?
 
 For each dataset and seed, train a natural and an adversarial small CNN (cached under
-``bench/out``, so reruns skip training and searching), reveal every class at a 5% budget
-with the default preset, and report per setting the mean and spread (std) across seeds of:
-clean and robust accuracy, predictive power, components, largest-component share and
-on-object share. Writes ``bench/results/adversarial_<data>.json`` and one comparison grid
-per dataset (first seed) to ``docs/img/compare_<data>.png``.
+``bench/out``, so reruns skip training, and the search too unless the default preset
+changed), reveal every class at a 5% budget with the default preset, and report per
+setting the mean and spread (std) across seeds of: clean and robust accuracy, predictive
+power, components, largest-component share and on-object share. Writes
+``bench/results/adversarial_<data>.json`` and one comparison grid per dataset (first seed)
+to ``docs/img/compare_<data>.png``.
 
 mnist5k uses the small CNN. shapes uses ``resnet18-narrow`` (the ResNet-18 topology at a
 quarter of the width): the small CNN does not learn shapes (clean accuracy 0.15 after 5
@@ -20,6 +21,7 @@ ResNet-18 stayed at chance after 8 epochs (clean accuracy 0.122, robust 0.113, s
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from classwise.compare import compare
 from classwise.fileio import save_figure
 from classwise.report.figures import DPI
 from classwise.results import RevealResult
+from classwise.search.config import make_config
 from classwise.search.reveal import reveal
 
 PICTURES = ROOT.parent / "docs" / "img"
@@ -56,10 +59,17 @@ def revealed(data: str, setting: str, seed: int) -> tuple[dict[str, Any], Path]:
     options = TRAINING[data][setting]
     folder = cached_model(name, data=data, arch=ARCH[data], setting=setting, seed=seed, **options)
     run = CACHE / "adversarial" / name
-    if not (run / "results.json").is_file():
+    if searched_with(run) != make_config("default").to_dict():
         reveal(folder, data, budget=BUDGET, seed=seed, show_progress=False, device="cpu",
                model_name=name).save(run)
     return meta(folder), run
+
+
+def searched_with(run: Path) -> dict[str, Any] | None:
+    """The search settings of the cached reveal in ``run`` (None if there is none): a cache
+    made with other settings of the default preset is searched again."""
+    path = run / "results.json"
+    return json.loads(path.read_text())["settings"]["search"] if path.is_file() else None
 
 
 def run_figures(model_meta: dict[str, Any], result: RevealResult) -> dict[str, float | None]:
