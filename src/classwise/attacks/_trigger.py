@@ -92,7 +92,6 @@ def _offset(position: str, h: int, w: int, height: int, width: int) -> tuple[int
     return y, x
 
 
-
 def patch_size(size: int | None, image_shape: tuple[int, int, int], what: str, smallest: int,
                default: Callable[[int], int]) -> int:
     """``size``, or ``default(shortest side)``; :class:`UsageError` unless it lies in
@@ -104,6 +103,7 @@ def patch_size(size: int | None, image_shape: tuple[int, int, int], what: str, s
         raise UsageError(f"{what} size {n} does not fit {width}x{height} images; use a size in "
                          f"{smallest}..{side}")
     return n
+
 
 class PatchAttack(MaskedAttack):
     """A patch stamped at ``position``: the subclass's own (:meth:`_built_in`), or the PNG
