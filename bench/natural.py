@@ -3,7 +3,8 @@
     python bench/natural.py --data mnist5k
     python bench/natural.py --data shapes --arch resnet18 --epochs 3
 
-Prints a markdown table and writes ``bench/results/natural_<data>_<arch>.json``.
+Prints a markdown table and writes ``bench/results/natural_<data>_<arch>.json``
+(``..._s<seed>.json`` for a seed other than 0).
 Canvases and search images come from disjoint pools of the train split; every figure
 is measured on the test split. The paper's mask does not depend on the budget (its loss
 has an L1 term, not a budget), so the paper preset is searched once and cut at each
@@ -78,7 +79,8 @@ def main() -> None:
     print(f"model: {args.arch} on {args.data}, clean test accuracy "
           f"{meta(folder)['clean_test_accuracy']:.3f}")
     print(table(rows, cols))
-    path = save(f"natural_{args.data}_{args.arch}", {
+    seed = f"_s{args.seed}" if args.seed else ""  # seed 0 keeps the original name
+    path = save(f"natural_{args.data}_{args.arch}{seed}", {
         "command": command("natural.py", args),
         "model": meta(folder), "machine": machine(), "rows": rows})
     print(f"wrote {path}")
