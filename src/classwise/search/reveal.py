@@ -74,6 +74,11 @@ class Searcher:
         self.pools = partition(data.train.labels)
         self.source = ImageSource(data.train, self.pools.search, device)
 
+    @property
+    def classes_per_chunk(self) -> int:
+        """Classes searched together: as many as leave room for each one's finalists."""
+        return max(1, self.per_pass // self.cfg.finalists)
+
     def rows(self, cands: list[Candidate]) -> Rows:
         labels, cfg = self.data.train.labels, self.cfg
         canvases = canvas_images(cands, self.data, self.seed).to(self.device)
@@ -118,7 +123,7 @@ class Searcher:
         """
         pending = list(classes)
         while pending:
-            part = pending[:max(1, self.per_pass // self.cfg.finalists)]
+            part = pending[:self.classes_per_chunk]
             key = f"{part[0]}-{part[-1]}-{len(part)}"
             done = checkpoint.finished(key) if checkpoint else None
             if done is None:
@@ -253,7 +258,7 @@ def reveal(model: str | Path | nn.Module, data: str | Path | Dataset,
     if executor == "ray":
         from classwise.scale import reveal_ray
 
-        return reveal_ray(model, data, wanted, ray_address, chunk=max(1, per_pass // cfg.finalists),
+        return reveal_ray(model, data, wanted, ray_address, chunk=searcher.classes_per_chunk,
                           checkpoint=ckpt, budget=budget, pixels=pixels, preset=preset,
                           canvas=canvas, seed=seed, device=device, max_batch=max_batch,
                           model_name=model_name, **overrides)
