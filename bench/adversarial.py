@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import CACHE, ROOT, cached_model, machine, meta, save, table
+from common import CACHE, ROOT, cached_model, command, machine, meta, save, table
 
 from classwise.compare import compare
 from classwise.fileio import save_figure
@@ -123,8 +123,8 @@ def main() -> None:
         save_figure(grid.figure(), PICTURES / f"compare_{data}.png", dpi=DPI)
     for data in args.data:  # one file per dataset, so datasets can be run apart
         save(f"adversarial_{data}", {
-            "command": f"python bench/adversarial.py --data {data} --seeds "
-                       + " ".join(map(str, args.seeds)),
+            "command": command("adversarial.py", argparse.Namespace(
+                **{**vars(args), "data": data, "seeds": " ".join(map(str, args.seeds))})),
             "budget": BUDGET, "arch": ARCH[data], "preset": "default",
             "training": TRAINING[data], "runs": runs[data],
             "summary": [r for r in rows if r["data"] == data], "machine": machine()})
