@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from classwise.errors import ClasswiseError, UsageError
+from classwise.search.config import PRESETS
 
 Handler = Callable[[argparse.Namespace], None]
 
@@ -169,7 +170,9 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--budget", type=float, help="share of pixels kept (default 0.05)")
     size.add_argument("--pixels", type=int, help="number of pixels kept")
-    p.add_argument("--preset", default="default", choices=["default", "paper"])
+    p.add_argument("--preset", default="default", choices=list(PRESETS),
+                   help="default (fast), thorough (default plus the top-down search, per "
+                   "class the better) or paper (the published algorithm)")
     p.add_argument("--canvas", help="auto (screen candidates of the class), index:N (its N-th "
                    "canvas-pool image), solid:V (V in [0, 1], white, black) or noise, joined by "
                    "'+' (default: the preset's)")

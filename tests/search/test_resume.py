@@ -60,3 +60,17 @@ def test_resuming_a_different_run_is_refused(model, tmp_path):
     reveal(model, "digits", checkpoint=ckpt, **SETTINGS)
     with pytest.raises(UsageError, match="different run"):
         reveal(model, "digits", checkpoint=ckpt, resume=True, **{**SETTINGS, "seed": 4})
+
+
+def test_thorough_resumes_inside_its_top_down_search(model, tmp_path, monkeypatch):
+    # The default search stops at 12 steps, so step 100 falls in the top-down search.
+    settings = {**SETTINGS, "preset": "thorough"}
+    whole = reveal(model, "digits", **settings)
+    ckpt = tmp_path / "ckpt"
+    interrupt_at(monkeypatch, 100)
+    with pytest.raises(KeyboardInterrupt):
+        reveal(model, "digits", checkpoint=ckpt, **settings)
+    assert list(ckpt.glob("partial_*topdown*"))
+    resumed = reveal(model, "digits", checkpoint=ckpt, resume=True, **settings)
+    np.testing.assert_array_equal(resumed.patterns, whole.patterns)
+    np.testing.assert_array_equal(resumed.canvases, whole.canvases)

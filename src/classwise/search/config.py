@@ -15,6 +15,12 @@ images, and the canvas chosen among 8 candidates of the class: the one whose sta
 pattern fools most held-out search images is optimised. Most of its speed comes from
 spending little on anything but the optimisation itself: one finalist, short batches,
 three checks.
+
+``thorough`` is ``default`` plus a top-down search per class (the paper's loss and steps
+from a half mask, batched and checked on held-out images; :func:`topdown_config`), each
+class keeping the pattern that fools more held-out search images. The two searches win on
+different classes; together they beat ``paper`` on mnist5k and on ``shapes``, with about a
+quarter of its search time.
 """
 
 from __future__ import annotations
@@ -61,6 +67,9 @@ class SearchConfig:
     patience: int = 3
     val_images: int = 0
     """Held-out search images per class for canvas choice and early stopping."""
+    topdown: bool = False
+    """Also run the top-down search (:func:`topdown_config`) and keep, per class, whichever
+    pattern fools more held-out search images."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +86,21 @@ PRESETS: dict[str, SearchConfig] = {
         canvas="auto", canvas_candidates=8, finalists=1, eval_every=20, patience=2,
         val_images=50),
 }
+
+
+PRESETS["thorough"] = replace(PRESETS["default"], topdown=True)
+
+TOPDOWN = {"objective": "paper", "optimizer": "sign", "step_size": 0.02, "batch_size": 4,
+           "epochs": None, "max_steps": 500, "init": "constant", "init_value": 0.5,
+           "canvas_candidates": 1, "finalists": 1, "patience": 25, "topdown": False}
+"""The top-down search: the paper's loss and sign steps from a half mask, on the first
+canvas candidate, 500 steps of 4 images with the best held-out check kept."""
+
+
+def topdown_config(cfg: SearchConfig) -> SearchConfig:
+    """The top-down search of ``cfg``: :data:`TOPDOWN` over its held-out and batching
+    settings."""
+    return replace(cfg, **TOPDOWN)
 
 
 def make_config(preset: str = "default", **overrides: Any) -> SearchConfig:
@@ -96,4 +120,7 @@ def make_config(preset: str = "default", **overrides: Any) -> SearchConfig:
         raise UsageError(f"batch size {cfg.batch_size} must be at least 1")
     if cfg.epochs is None and not cfg.max_steps:
         raise UsageError("give the search a length: epochs or max_steps")
+    if cfg.topdown and not (cfg.eval_every and cfg.val_images):
+        raise UsageError("topdown picks by held-out search images; set eval_every and "
+                         "val_images above 0")
     return cfg

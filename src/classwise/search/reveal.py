@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from copy import copy
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from classwise.progress import progress
 from classwise.scale import shard_classes
 from classwise.search.canvas import Candidate, candidates_for, canvas_images, parse_canvas
 from classwise.search.checkpoint import Checkpoint
-from classwise.search.config import SearchConfig, make_config
+from classwise.search.config import SearchConfig, make_config, topdown_config
 from classwise.search.engine import MaskSearch, Rows, fooling_rate, initial_masks
 from classwise.search.ops import pixels_for_budget, topk_mask
 from classwise.search.pools import ImageSource, RowSampler, partition
@@ -116,28 +117,38 @@ class Searcher:
             checkpoint: Checkpoint | None = None) -> None:
         """Search ``classes`` chunk by chunk; call ``on_done`` after each chunk.
 
-        Each class keeps the finalist whose optimised pattern fools most held-out images.
-        With a ``checkpoint``, finished chunks are skipped and a chunk in progress
-        continues from its last saved state. A chunk that runs out of memory is retried
-        with half as many rows per pass.
+        Each class keeps the finalist whose optimised pattern fools most held-out images
+        (with ``cfg.topdown``, the better of that and the top-down search's). With a
+        ``checkpoint``, finished searches are skipped and one in progress continues from
+        its last saved state. A chunk that runs out of memory is retried with half as many
+        rows per pass.
         """
         pending = list(classes)
         while pending:
             part = pending[:self.classes_per_chunk]
             key = f"{part[0]}-{part[-1]}-{len(part)}"
-            done = checkpoint.finished(key) if checkpoint else None
-            if done is None:
-                try:
-                    done = self.search_chunk(key, part, canvas, checkpoint)
-                except (RuntimeError, MemoryError) as e:
-                    if not _out_of_memory(e) or self.per_pass == 1:
-                        raise
-                    self.per_pass //= 2
-                    _free_memory(self.device)
-                    continue
+            try:
+                done = self.finished_or_search(key, part, canvas, checkpoint)
+                if self.cfg.topdown:
+                    topdown = copy(self)
+                    topdown.cfg = topdown_config(self.cfg)
+                    done = better(done, topdown.finished_or_search(f"{key}-topdown", part,
+                                                                   canvas, checkpoint))
+            except (RuntimeError, MemoryError) as e:
+                if not _out_of_memory(e) or self.per_pass == 1:
+                    raise
+                self.per_pass //= 2
+                _free_memory(self.device)
+                continue
             on_done(part, done["masks"], [Candidate(**c) for c in done["candidates"]],
                     done["seconds"])
             pending = pending[len(part):]
+
+    def finished_or_search(self, key: str, part: list[int], canvas: str,
+                           checkpoint: Checkpoint | None) -> dict:
+        """The saved result of search ``key`` if it finished, else the search's."""
+        done = checkpoint.finished(key) if checkpoint else None
+        return done if done is not None else self.search_chunk(key, part, canvas, checkpoint)
 
     def search_chunk(self, i: str, part: list[int], canvas: str,
                      checkpoint: Checkpoint | None) -> dict:
@@ -173,10 +184,22 @@ class Searcher:
                 for t in part]
         done = {"masks": masks[best].cpu().numpy(),
                 "candidates": [asdict(cands[j]) for j in best],
+                "rates": [float(rates[j]) if rates is not None else 0.0 for j in best],
                 "seconds": offset + time.perf_counter() - start}
         if checkpoint:
             checkpoint.save_finished(i, done)
         return done
+
+
+def better(a: dict, b: dict) -> dict:
+    """Per class, the result of search ``a`` or ``b`` whose held-out rate is higher (ties
+    keep ``a``); their times add up."""
+    take_b = [rb > ra for ra, rb in zip(a["rates"], b["rates"], strict=True)]
+    pick = [(b if tb else a) for tb in take_b]
+    return {"masks": np.stack([p["masks"][j] for j, p in enumerate(pick)]),
+            "candidates": [p["candidates"][j] for j, p in enumerate(pick)],
+            "rates": [p["rates"][j] for j, p in enumerate(pick)],
+            "seconds": a["seconds"] + b["seconds"]}
 
 
 def _out_of_memory(error: BaseException) -> bool:
