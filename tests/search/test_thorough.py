@@ -35,23 +35,27 @@ def test_each_class_keeps_the_search_that_fools_more_held_out_images():
     default = reveal(model, data, preset="default", **common)
     topdown = reveal(model, data, preset="default", **TOPDOWN, **common)
     assert thorough.settings["search"]["topdown"] is True
+    assert "search" not in default.records[0]  # only thorough runs say which search won
     val = make_config("thorough").val_images
     for i in range(2):
         t = int(thorough.classes[i])
         hits = [held_out_rate(t, r.canvases[i], r.patterns[i], val) for r in (default, topdown)]
         chosen = topdown if hits[1] > hits[0] else default
+        assert thorough.records[i]["search"] == ("top-down" if hits[1] > hits[0] else "default")
         np.testing.assert_array_equal(thorough.patterns[i], chosen.patterns[i])
         np.testing.assert_array_equal(thorough.canvases[i], chosen.canvases[i])
         assert thorough.records[i]["predictive_power"] == chosen.records[i]["predictive_power"]
 
 
 def test_better_picks_per_class_and_adds_the_times():
-    a = {"masks": np.zeros((3, 2, 2)), "candidates": ["a0", "a1", "a2"],
+    a = {"masks": np.zeros((3, 2, 2)), "candidates": [{"slot": i} for i in range(3)],
          "rates": [0.5, 0.2, 0.4], "seconds": 1.0}
-    b = {"masks": np.ones((3, 2, 2)), "candidates": ["b0", "b1", "b2"],
+    b = {"masks": np.ones((3, 2, 2)), "candidates": [{"slot": 10 + i} for i in range(3)],
          "rates": [0.3, 0.6, 0.4], "seconds": 2.5}
     out = better(a, b)
-    assert out["candidates"] == ["a0", "b1", "a2"]  # a tie keeps the first search
+    assert out["candidates"] == [{"slot": 0, "search": "default"},
+                                 {"slot": 11, "search": "top-down"},
+                                 {"slot": 2, "search": "default"}]  # a tie keeps the default
     assert out["rates"] == [0.5, 0.6, 0.4]
     assert out["masks"][:, 0, 0].tolist() == [0.0, 1.0, 0.0]
     assert out["seconds"] == 3.5

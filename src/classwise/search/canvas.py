@@ -35,12 +35,16 @@ class Candidate:
     """``train`` (an image of the canvas pool), ``solid`` or ``noise``."""
     train_index: int | None = None
     value: float | None = None
+    search: str | None = None
+    """With the ``thorough`` preset, the search whose pattern was kept: ``default`` or
+    ``top-down``."""
 
     def record(self) -> dict:
-        """The canvas fields of ``results.json``."""
+        """The canvas fields of ``results.json`` (and ``search``, when set)."""
         split = {"train": "train", "solid": f"solid:{self.value:g}" if self.value is not None
                  else "solid", "noise": "noise"}[self.source]
-        return {"canvas_split": split, "canvas_index": self.train_index}
+        return {"canvas_split": split, "canvas_index": self.train_index,
+                **({"search": self.search} if self.search else {})}
 
 
 def parse_canvas(spec: str) -> list[tuple[str, float | int | None]]:

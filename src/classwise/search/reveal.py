@@ -192,14 +192,18 @@ class Searcher:
 
 
 def better(a: dict, b: dict) -> dict:
-    """Per class, the result of search ``a`` or ``b`` whose held-out rate is higher (ties
-    keep ``a``); their times add up."""
-    take_b = [rb > ra for ra, rb in zip(a["rates"], b["rates"], strict=True)]
-    pick = [(b if tb else a) for tb in take_b]
-    return {"masks": np.stack([p["masks"][j] for j, p in enumerate(pick)]),
-            "candidates": [p["candidates"][j] for j, p in enumerate(pick)],
-            "rates": [p["rates"][j] for j, p in enumerate(pick)],
-            "seconds": a["seconds"] + b["seconds"]}
+    """Per class, the result of the default search ``a`` or the top-down search ``b`` whose
+    held-out rate is higher (ties keep ``a``), its candidate marked with the search; their
+    times add up."""
+    out: dict = {"masks": [], "candidates": [], "rates": [],
+                 "seconds": a["seconds"] + b["seconds"]}
+    for j, (ra, rb) in enumerate(zip(a["rates"], b["rates"], strict=True)):
+        pick, name = (b, "top-down") if rb > ra else (a, "default")
+        out["masks"].append(pick["masks"][j])
+        out["candidates"].append({**pick["candidates"][j], "search": name})
+        out["rates"].append(pick["rates"][j])
+    out["masks"] = np.stack(out["masks"])
+    return out
 
 
 def _out_of_memory(error: BaseException) -> bool:
