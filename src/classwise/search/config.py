@@ -75,20 +75,20 @@ class SearchConfig:
         return asdict(self)
 
 
+DEFAULT = SearchConfig(
+    objective="margin", optimizer="adam", step_size=0.1, batch_size=16, max_steps=50,
+    margin=2.0, cap=8.0, init="saliency", search_images=None, classes_per_pass=None,
+    canvas="auto", canvas_candidates=8, finalists=1, eval_every=20, patience=2,
+    val_images=50)
+
 PRESETS: dict[str, SearchConfig] = {
     "paper": SearchConfig(
         objective="paper", optimizer="sign", step_size=0.02, batch_size=4, epochs=5,
         alpha=0.2, init="constant", init_value=0.5, search_images=1800,
         classes_per_pass=1, canvas="index:0", canvas_candidates=1),
-    "default": SearchConfig(
-        objective="margin", optimizer="adam", step_size=0.1, batch_size=16, max_steps=50,
-        margin=2.0, cap=8.0, init="saliency", search_images=None, classes_per_pass=None,
-        canvas="auto", canvas_candidates=8, finalists=1, eval_every=20, patience=2,
-        val_images=50),
+    "default": DEFAULT,
+    "thorough": replace(DEFAULT, topdown=True),
 }
-
-
-PRESETS["thorough"] = replace(PRESETS["default"], topdown=True)
 
 TOPDOWN = {"objective": "paper", "optimizer": "sign", "step_size": 0.02, "batch_size": 4,
            "epochs": None, "max_steps": 500, "init": "constant", "init_value": 0.5,
