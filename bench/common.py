@@ -38,6 +38,12 @@ def meta(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "meta.json").read_text())
 
 
+def search_seconds(result: Any) -> float:
+    """The time a reveal spent searching: the sum of its classes' ``seconds`` (without
+    loading and the test-split evaluation)."""
+    return sum(r["seconds"] for r in result.records)
+
+
 def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     """A GitHub-flavoured markdown table of ``rows`` (``columns``: key, heading)."""
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from common import cached_model, command, machine, meta, save, table
+from common import cached_model, command, machine, meta, save, search_seconds, table
 
 from classwise import evaluate, reveal
 from classwise.search.ops import pixels_for_budget, topk_mask
@@ -28,10 +28,6 @@ from classwise.search.ops import pixels_for_budget, topk_mask
 def mean(result, key: str) -> float | None:
     values = [r[key] for r in result.records if key in r]
     return float(np.mean(values)) if values else None
-
-
-def search_seconds(result) -> float:
-    return sum(r["seconds"] for r in result.records)
 
 
 def row(preset: str, budget: float, result, seconds: float, search: float) -> dict:

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 import torch
-from common import cached_model, machine, save, table
+from common import cached_model, machine, save, search_seconds, table
 
 SCALE_STEPS = dict(max_steps=4, eval_every=0, val_images=0, canvas_candidates=1, finalists=1,
                    init="constant", batch_size=8)
@@ -102,7 +102,7 @@ def preset_rows(seed: int) -> list[dict]:
         result = reveal(folder, "mnist5k", preset=preset, budget=0.05, seed=seed,
                         show_progress=False, device="cpu")
         rows.append({"preset": preset, "seconds": round(time.perf_counter() - start, 1),
-                     "search_seconds": round(sum(r["seconds"] for r in result.records), 2),
+                     "search_seconds": round(search_seconds(result), 2),
                      "predictive_power": result.mean_predictive_power})
         print(rows[-1], flush=True)
     paper, default = rows
