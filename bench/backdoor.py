@@ -44,13 +44,17 @@ METHODS = ("classwise", "neural-cleanse")
 # Two corners, two off-corner places and the centre; "x,y" is the patch's top-left pixel.
 POSITIONS = {28: ["bottom-right", "top-left", "17,4", "5,17", "center"],
              32: ["bottom-right", "top-left", "20,5", "6,20", "center"]}
-TRAINING = {"mnist5k": {"epochs": 3, "batch_size": 64, "lr": 2e-3},
-            "shapes": {"epochs": 6, "batch_size": 64, "lr": 2e-3}}
+TRAINING = {"mnist5k": {"arch": "small-cnn", "epochs": 3, "batch_size": 64, "lr": 2e-3},
+            "shapes": {"arch": "resnet18-narrow", "epochs": 12, "batch_size": 64, "lr": 2e-3}}
+"""The zoo's training per dataset. The small CNN reaches only about 0.3 test accuracy on
+shapes, so shapes models are the narrow ResNet-18 of the natural and adversarial benches.
+Its training loss stays near chance for several epochs before it drops: at 6 epochs clean
+models ended at 0.33 to 0.70 test accuracy, at 12 a clean one reached 0.92."""
 ATTACK_OPTIONS = {"sig": {"delta": 0.25, "frequency": 3, "poison_rate": 0.95},
                   "wanet": {"strength": 1.0}}
 ATTACK_EPOCHS = {"sig": 10, "wanet": 10}
-"""Attack options and epochs that make SIG and WaNet implant on mnist5k. At their defaults
-(SIG amplitude 20/255 on 30% of the target class, WaNet strength 0.5) and 3 epochs the
+"""Attack options and least epochs that make SIG and WaNet implant on mnist5k. At their
+defaults (SIG amplitude 20/255 on 30% of the target class, WaNet strength 0.5) and 3 epochs the
 attack success rates were 0.004 and 0.13; with these, 0.67 and 0.96 in one development
 model each, and 0.14 to 0.53 (SIG) and 0.85 to 0.98 (WaNet) across the zoo."""
 
@@ -93,16 +97,16 @@ def trained(spec: Spec, data: Dataset, folder: Path) -> tuple[torch.nn.Module, d
     training = {**TRAINING[data.name]}
     options = {}
     if spec.attack is not None:
-        training["epochs"] = ATTACK_EPOCHS.get(spec.attack, training["epochs"])
+        training["epochs"] = max(training["epochs"], ATTACK_EPOCHS.get(spec.attack, 0))
         options = {"attack": spec.attack, "target": spec.target,
                    **ATTACK_OPTIONS.get(spec.attack, {})}
     if spec.position is not None:
         options["position"] = spec.position
     path = folder / "meta.json"
     meta = json.loads(path.read_text()) if path.is_file() else None
-    if meta is None or meta["epochs"] != training["epochs"] or any(
+    if meta is None or any(meta[k] != training[k] for k in ("arch", "epochs")) or any(
             meta["setting_options"].get(k) != v for k, v in options.items()):
-        train(data, arch="small-cnn", setting="natural" if spec.attack is None else "backdoor",
+        train(data, setting="natural" if spec.attack is None else "backdoor",
               seed=spec.seed, out=folder, show_progress=False, **training, **options)
         meta = json.loads(path.read_text())
     return load_model(folder / "model.ts", device="cpu"), meta

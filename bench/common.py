@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,21 @@ def machine() -> dict[str, Any]:
 
 
 def cached_model(name: str, **train_args: Any) -> Path:
-    """Train once into ``bench/out/<name>`` and reuse it afterwards."""
+    """Train once into ``bench/out/<name>`` and reuse it afterwards; a model trained
+    with other settings (say fewer epochs) is trained again, not silently reused."""
     folder = CACHE / name
+    if (folder / "model.ts").is_file() and not _trained_as(folder, train_args):
+        shutil.rmtree(folder)
     if not (folder / "model.ts").is_file():
         train(out=folder, show_progress=False, **train_args)
     return folder
+
+
+def _trained_as(folder: Path, train_args: dict[str, Any]) -> bool:
+    """Whether the cached model's meta.json agrees with every setting it records."""
+    recorded = meta(folder)
+    return all(recorded[k] == v for k, v in train_args.items()
+               if k in recorded and isinstance(v, (str, int, float)))
 
 
 def meta(folder: Path) -> dict[str, Any]:
