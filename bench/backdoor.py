@@ -19,14 +19,13 @@ every model.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import command
+from common import cached_model, command, meta
 from scipy.ndimage import binary_dilation
 from sklearn.metrics import roc_auc_score
 
@@ -35,7 +34,6 @@ from classwise.data.base import Dataset
 from classwise.fileio import write_json
 from classwise.models import load_model
 from classwise.scan import scan
-from classwise.training import train
 
 ROOT = Path(__file__).resolve().parent
 ATTACKS = ("badnets", "trojan", "blended", "sig", "wanet")
@@ -90,11 +88,9 @@ def zoo(data: Dataset, per_attack: int, attacks: tuple[str, ...] = ATTACKS) -> l
     return specs
 
 
-def trained(spec: Spec, data: Dataset, folder: Path) -> tuple[torch.nn.Module, dict]:
-    """The model of ``spec`` (trained once, then read from ``folder``) and its meta data.
-
-    A cached model trained with other options than the zoo's current ones is trained again.
-    """
+def trained(spec: Spec, data: Dataset) -> tuple[torch.nn.Module, dict, Path]:
+    """The model of ``spec`` (trained once, then read from the bench's cache), its meta data
+    and its folder. A cached model trained with other settings is trained again."""
     training = {**TRAINING[data.name]}
     options = {}
     if spec.attack is not None:
@@ -103,14 +99,10 @@ def trained(spec: Spec, data: Dataset, folder: Path) -> tuple[torch.nn.Module, d
                    **ATTACK_OPTIONS.get(spec.attack, {})}
     if spec.position is not None:
         options["position"] = spec.position
-    path = folder / "meta.json"
-    meta = json.loads(path.read_text()) if path.is_file() else None
-    if meta is None or any(meta[k] != training[k] for k in ("arch", "epochs")) or any(
-            meta["setting_options"].get(k) != v for k, v in options.items()):
-        train(data, setting="natural" if spec.attack is None else "backdoor",
-              seed=spec.seed, out=folder, show_progress=False, **training, **options)
-        meta = json.loads(path.read_text())
-    return load_model(folder / "model.ts", device="cpu"), meta
+    folder = cached_model(f"backdoor/{data.name}/{spec.name}", data=data,
+                          setting="natural" if spec.attack is None else "backdoor",
+                          seed=spec.seed, **training, **options)
+    return load_model(folder / "model.ts", device="cpu"), meta(folder), folder
 
 
 def trigger_mask(folder: Path) -> np.ndarray | None:
@@ -208,12 +200,11 @@ def main() -> None:
     specs = zoo(data, 1 if args.quick else args.models_per_attack, attacks)
     records, models = [], []
     for spec in specs:
-        folder = ROOT / "out" / "backdoor" / args.data / spec.name
-        model, meta = trained(spec, data, folder)
-        models.append({**asdict(spec), "clean_accuracy": meta["clean_test_accuracy"],
-                       "attack_success_rate": meta.get("attack_success_rate")})
-        print(f"{spec.name}: accuracy {meta['clean_test_accuracy']:.3f} attack success "
-              f"{meta.get('attack_success_rate', float('nan')):.3f}", flush=True)
+        model, info, folder = trained(spec, data)
+        models.append({**asdict(spec), "clean_accuracy": info["clean_test_accuracy"],
+                       "attack_success_rate": info.get("attack_success_rate")})
+        print(f"{spec.name}: accuracy {info['clean_test_accuracy']:.3f} attack success "
+              f"{info.get('attack_success_rate', float('nan')):.3f}", flush=True)
         if args.train_only:
             continue
         for method in args.methods.split(","):

@@ -39,10 +39,13 @@ def cached_model(name: str, **train_args: Any) -> Path:
 
 
 def _trained_as(folder: Path, train_args: dict[str, Any]) -> bool:
-    """Whether the cached model's meta.json agrees with every setting it records."""
+    """Whether the cached model's meta.json records every plain setting of ``train_args``
+    (top level or among the setting's options) with the same value."""
     recorded = meta(folder)
-    return all(recorded[k] == v for k, v in train_args.items()
-               if k in recorded and isinstance(v, (str, int, float)))
+    options = recorded.get("setting_options", {})
+    missing = object()
+    return all(recorded.get(k, options.get(k, missing)) == v for k, v in train_args.items()
+               if v is None or isinstance(v, (str, int, float)))
 
 
 def meta(folder: Path) -> dict[str, Any]:
