@@ -14,11 +14,13 @@ every model.
     .venv/bin/python bench/backdoor.py --data shapes --models-per-attack 2
     .venv/bin/python bench/backdoor.py --quick          # 1 model per attack, 1 clean
     .venv/bin/python bench/backdoor.py --attacks badnets,trojan   # patch triggers only
+    .venv/bin/python bench/backdoor.py --resume-from bench/results/backdoor_mnist5k.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -190,6 +192,9 @@ def main() -> None:
     parser.add_argument("--canvas", help="canvas sources of the classwise scan (default: the "
                         "scan's own, solid:white+auto)")
     parser.add_argument("--out", type=Path, help="default: bench/results/backdoor_<data>.json")
+    parser.add_argument("--resume-from", type=Path, nargs="+", default=[], metavar="JSON",
+                        help="keep the scans in these earlier results (same data and canvas; "
+                             "e.g. --out of a stopped run) and scan only the models they lack")
     args = parser.parse_args()
     out = args.out or ROOT / "results" / f"backdoor_{args.data}.json"
     attacks = tuple(args.attacks.split(","))
@@ -198,7 +203,8 @@ def main() -> None:
         parser.error(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
     data = load_data(args.data)
     specs = zoo(data, 1 if args.quick else args.models_per_attack, attacks)
-    records, models = [], []
+    earlier = earlier_scans(args.resume_from, args)
+    records, models, resumed = [], [], []
     for spec in specs:
         model, info, folder = trained(spec, data)
         models.append({**asdict(spec), "clean_accuracy": info["clean_test_accuracy"],
@@ -208,22 +214,47 @@ def main() -> None:
         if args.train_only:
             continue
         for method in args.methods.split(","):
-            records.append(scan_record(spec, model, data, method, trigger_mask(folder),
-                                       args.canvas))
+            kept = (spec.name, method) in earlier
+            if kept:
+                records.append(earlier[spec.name, method])
+                resumed.append(f"{spec.name}/{method}")
+            else:
+                records.append(scan_record(spec, model, data, method, trigger_mask(folder),
+                                           args.canvas))
             r = records[-1]
             print(f"  {method}: flagged {r['flagged']} max index {r['max_index']:.2f} "
-                  f"({r['seconds']:.1f} s)", flush=True)
-        save(out, args, models, records, complete=spec == specs[-1])
+                  f"({r['seconds']:.1f} s{', kept from an earlier run' if kept else ''})",
+                  flush=True)
+        save(out, args, models, records, resumed, complete=spec == specs[-1])
     if not args.train_only:
         print(table(summarise(records)))
 
 
+def earlier_scans(paths: list[Path], args: argparse.Namespace) -> dict[tuple[str, str], dict]:
+    """The scans in earlier results ``paths`` by (model, method), a later file's winning; a
+    file that scanned another dataset or with another canvas is an error."""
+    earlier = {}
+    for path in paths:
+        before = json.loads(path.read_text())
+        words = before["command"].split()
+        canvas = before.get("canvas", words[words.index("--canvas") + 1]
+                            if "--canvas" in words else None)
+        if (before["data"], canvas) != (args.data, args.canvas):
+            raise SystemExit(f"{path} scanned {before['data']} with canvas {canvas or 'default'}, "
+                             f"not {args.data} with {args.canvas or 'default'}; resume from a "
+                             "matching run")
+        earlier.update({(r["model"], r["method"]): r for r in before["scans"]})
+    return earlier
+
+
 def save(out: Path, args: argparse.Namespace, models: list[dict], records: list[dict],
-         complete: bool) -> None:
-    """Write what has been measured so far (after every model, so a stopped run keeps it)."""
+         resumed: list[str], complete: bool) -> None:
+    """Write what has been measured so far (after every model, so a stopped run keeps it);
+    ``resumed`` names the scans kept from an earlier run (model/method)."""
     write_json(out, {"command": command("backdoor.py", args), "complete": complete,
-                     "data": args.data, "training": TRAINING[args.data], "models": models,
-                     "scans": records, "summary": summarise(records)})
+                     "data": args.data, "canvas": args.canvas, "training": TRAINING[args.data],
+                     "models": models, "resumed": resumed, "scans": records,
+                     "summary": summarise(records)})
 
 
 if __name__ == "__main__":

@@ -72,8 +72,11 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
 
 def command(script: str, args: Any) -> str:
     """The command line that reproduces a run: ``script`` with the parsed ``args``."""
-    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-             for k, v in vars(args).items() if v not in (False, None)]
+    def value(v: Any) -> str:
+        return " ".join(map(str, v)) if isinstance(v, list) else str(v)
+
+    flags = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {value(v)}")
+             for k, v in vars(args).items() if v not in (False, None, [])]
     return " ".join([f"python bench/{script}", *flags])
 
 
