@@ -232,17 +232,22 @@ def main() -> None:
 
 def earlier_scans(paths: list[Path], args: argparse.Namespace) -> dict[tuple[str, str], dict]:
     """The scans in earlier results ``paths`` by (model, method), a later file's winning; a
-    file that scanned another dataset or with another canvas is an error."""
+    file that is missing, or scanned another dataset, with another canvas or models trained
+    otherwise (on the settings it records), is an error."""
     earlier = {}
     for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"{path} does not exist; pass the --out of an earlier run")
         before = json.loads(path.read_text())
         words = before["command"].split()
         canvas = before.get("canvas", words[words.index("--canvas") + 1]
                             if "--canvas" in words else None)
-        if (before["data"], canvas) != (args.data, args.canvas):
-            raise SystemExit(f"{path} scanned {before['data']} with canvas {canvas or 'default'}, "
-                             f"not {args.data} with {args.canvas or 'default'}; resume from a "
-                             "matching run")
+        training = TRAINING[args.data]
+        same_training = all(training.get(k) == v for k, v in before["training"].items())
+        if (before["data"], canvas) != (args.data, args.canvas) or not same_training:
+            raise SystemExit(f"{path} scanned {before['data']} with canvas "
+                             f"{canvas or 'default'} and training {before['training']}, not "
+                             "this run's; resume from a matching run")
         earlier.update({(r["model"], r["method"]): r for r in before["scans"]})
     return earlier
 
