@@ -10,6 +10,7 @@ import pytest
 
 from classwise.errors import UsageError
 from classwise.scan import scan
+from classwise.scan.scan import reached_index
 from classwise.training import train
 
 TARGET = helpers.POISON_TARGET
@@ -45,11 +46,32 @@ def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
     # the target reached the rate: its figure is the kept pattern's own size, which fools
     # the rate of held-out search images, cut from the last budget's mask
     assert row["pixels_to_reach"] == row["pixels"] <= max(map(int, row["search_rates"]))
-    assert row["search_rate"] >= 0.8
+    assert row["search_rate"] >= 0.8 and row["reached"] is True
     assert row["predictive_power"] >= 0.5
     with np.load(tmp_path / "patterns.npz") as f:
         assert f["patterns"].shape == (10, 8, 8)
     assert (tmp_path / "report.html").is_file() and (tmp_path / "anomaly.png").is_file()
+
+
+def test_only_a_class_that_reached_the_rate_can_be_flagged():
+    # log sizes: median of [log 4, log 5 (extrapolated), log 40 x 4, log 784 (extrapolated)]
+    # is log 40; 4 and 5 lie far below it, but only 4 was seen to reach the rate
+    values = np.array([4.0, 5.0, 40.0, 40.0, 41.0, 39.0, 784.0])
+    reached = np.array([True, False, True, True, True, True, False])
+    plain = np.log(values)
+    index = reached_index(values, reached)
+    assert index[0] > 2 and index[1] == 0.0
+    expected = (np.median(plain) - plain) / (1.4826 * np.median(np.abs(plain - np.median(plain))))
+    assert index[[0, 2, 3, 4, 5, 6]] == pytest.approx(expected[[0, 2, 3, 4, 5, 6]])
+    assert index[6] < 0  # an extrapolated large size keeps its negative index
+
+
+def test_extrapolated_sizes_tying_at_the_cap_cannot_flag_themselves():
+    # more than half the classes capped at the whole image: MAD 0, so any smaller class
+    # lies infinitely far below; an extrapolated one still cannot be flagged
+    values = np.array([1024.0, 1024.0, 1024.0, 1024.0, 66.7, 30.0])
+    reached = np.array([False, False, False, False, False, True])
+    assert reached_index(values, reached).tolist() == [0, 0, 0, 0, 0, np.inf]
 
 
 def test_scan_flags_no_class_of_a_clean_model(clean, digits):

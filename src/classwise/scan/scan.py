@@ -17,8 +17,10 @@ test images are touched only to report each kept pattern's predictive power.
 The outlier rule is Neural Cleanse's (:mod:`classwise.scan.mad`) applied to
 ``log(pixels_to_reach)``: anomaly index ``(median - v) / (1.4826 * MAD)``, numpy's median
 (the mean of the two middle values for an even count), a class flagged above 2 (small
-side only). ``neural-cleanse`` runs :func:`~classwise.scan.neural_cleanse.neural_cleanse`
-on search-pool images and applies the same rule to its mask L1 norms, as in its paper.
+side only). A class whose size was extrapolated gets an index of at most 0
+(:func:`reached_index`): only a pattern seen to reach the rate can be flagged.
+``neural-cleanse`` runs :func:`~classwise.scan.neural_cleanse.neural_cleanse` on
+search-pool images and applies the same rule to its mask L1 norms, as in its paper.
 """
 
 from __future__ import annotations
@@ -256,10 +258,23 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
         kept = rungs[-1]
         result.add([t], kept.mask[None], [kept.candidate], 0.0, net, ds, kept.pixels, seed,
                    curve=False)
-        extra.append({"search_rate": kept.kept_rate,
+        extra.append({"reached": kept.rate >= rate, "search_rate": kept.kept_rate,
                       "search_rates": {str(r.k): round(r.rate, 4) for r in rungs}})
-    return ScanResult("classwise", "pixels_to_reach", values, anomaly_index(np.log(values)),
+    reached = np.array([e["reached"] for e in extra])
+    return ScanResult("classwise", "pixels_to_reach", values, reached_index(values, reached),
                       result.finish(), result.settings, extra)
+
+
+def reached_index(values: np.ndarray, reached: np.ndarray) -> np.ndarray:
+    """The MAD anomaly index of ``log(values)``, capped at 0 for classes not ``reached``.
+
+    A class that never reached the rate within the ladder has an extrapolated size, not a
+    pattern that was seen to work; the backdoor sign is a pattern both small and
+    predictive, so only a class that reached the rate can be flagged. Its size still counts
+    in the median and the MAD.
+    """
+    index = anomaly_index(np.log(values))
+    return np.where(reached, index, np.minimum(index, 0.0))
 
 
 def _climbing(rungs: list[_Rung], rate: float) -> bool:
