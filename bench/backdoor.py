@@ -129,6 +129,8 @@ def scan_record(spec: Spec, model: torch.nn.Module, data: Dataset, method: str,
               "max_index": float(np.max(result.anomaly_index)),
               "statistic": [round(float(v), 4) for v in result.values],
               "canvases": [r["canvas_split"] for r in result.reveal.records]}
+    if method == "classwise":
+        record["reached"] = [bool(e["reached"]) for e in result.extra]
     if spec.attack in PATCH_ATTACKS and spec.target in result.flagged:
         pattern = result.patterns[list(result.classes).index(spec.target)]
         record["on_trigger"] = float(mask[pattern].mean())
@@ -233,7 +235,8 @@ def main() -> None:
 def earlier_scans(paths: list[Path], args: argparse.Namespace) -> dict[tuple[str, str], dict]:
     """The scans in earlier results ``paths`` by (model, method), a later file's winning; a
     file that is missing, or scanned another dataset, with another canvas or models trained
-    otherwise (on the settings it records), is an error."""
+    otherwise (on the settings it records), is an error. A classwise scan recorded before
+    the scan capped unreached classes' indices (it lacks ``reached``) is not kept."""
     earlier = {}
     for path in paths:
         if not path.is_file():
@@ -248,7 +251,8 @@ def earlier_scans(paths: list[Path], args: argparse.Namespace) -> dict[tuple[str
             raise SystemExit(f"{path} scanned {before['data']} with canvas "
                              f"{canvas or 'default'} and training {before['training']}, not "
                              "this run's; resume from a matching run")
-        earlier.update({(r["model"], r["method"]): r for r in before["scans"]})
+        earlier.update({(r["model"], r["method"]): r for r in before["scans"]
+                        if r["method"] != "classwise" or "reached" in r})
     return earlier
 
 
