@@ -54,8 +54,8 @@ def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
 
 
 def test_only_a_class_that_reached_the_rate_can_be_flagged():
-    # log sizes: median of [log 4, log 5 (extrapolated), log 40 x 4, log 784 (extrapolated)]
-    # is log 40; 4 and 5 lie far below it, but only 4 was seen to reach the rate
+    # log sizes: the median of 4, 5 (extrapolated), 39 to 41 and 784 (extrapolated) is
+    # log 40; 4 and 5 lie far below it, but only 4 was seen to reach the rate
     values = np.array([4.0, 5.0, 40.0, 40.0, 41.0, 39.0, 784.0])
     reached = np.array([True, False, True, True, True, True, False])
     plain = np.log(values)
