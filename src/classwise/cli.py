@@ -279,6 +279,9 @@ def add_scan(sub: argparse._SubParsersAction) -> Handler:
     _model_args(p, several=True)
     _data_args(p)
     p.add_argument("--method", default="classwise", choices=["classwise", "neural-cleanse"])
+    p.add_argument("--reference", nargs="+", metavar="DIR", help="classwise scan folders of "
+                   "clean models of the same data: compare each class with the same class "
+                   "there (median over several) instead of with the other classes")
     _common(p)
     _out(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan of "
@@ -297,7 +300,7 @@ def run_scan(args: argparse.Namespace) -> None:
         rows = scan_models(args.model, args.data, out, method=args.method, seed=args.seed,
                            device=args.device, executor=args.executor,
                            ray_address=args.ray_address, resume=args.resume,
-                           show_progress=not args.no_progress)
+                           show_progress=not args.no_progress, reference=args.reference)
         flagged = [r["folder"] for r in rows if r["verdict"] == "backdoored"]
         print(f"{len(rows)} models scanned, {len(flagged)} backdoored"
               f"{': ' + ', '.join(flagged) if flagged else ''}; see {out / 'zoo.json'}")
@@ -305,7 +308,8 @@ def run_scan(args: argparse.Namespace) -> None:
     args.model = args.model[0]
     model, data = _load(args)
     result = scan(model, data, method=args.method, seed=args.seed, device=args.device,
-                  show_progress=not args.no_progress, model_name=args.model)
+                  show_progress=not args.no_progress, model_name=args.model,
+                  reference=args.reference)
     result.save(out)
     print(result.verdict_line(out))
 

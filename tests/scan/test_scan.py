@@ -59,7 +59,7 @@ def test_only_a_class_that_reached_the_rate_can_be_flagged():
     values = np.array([4.0, 5.0, 40.0, 40.0, 41.0, 39.0, 784.0])
     reached = np.array([True, False, True, True, True, True, False])
     plain = np.log(values)
-    index = reached_index(values, reached)
+    index = reached_index(plain, reached)
     assert index[0] > 2 and index[1] == 0.0
     expected = (np.median(plain) - plain) / (1.4826 * np.median(np.abs(plain - np.median(plain))))
     assert index[[0, 2, 3, 4, 5, 6]] == pytest.approx(expected[[0, 2, 3, 4, 5, 6]])
@@ -71,7 +71,7 @@ def test_extrapolated_sizes_tying_at_the_cap_cannot_flag_themselves():
     # lies infinitely far below; an extrapolated one still cannot be flagged
     values = np.array([1024.0, 1024.0, 1024.0, 1024.0, 66.7, 30.0])
     reached = np.array([False, False, False, False, False, True])
-    assert reached_index(values, reached).tolist() == [0, 0, 0, 0, 0, np.inf]
+    assert reached_index(np.log(values), reached).tolist() == [0, 0, 0, 0, 0, np.inf]
 
 
 def test_scan_flags_no_class_of_a_clean_model(clean, digits):
@@ -89,3 +89,50 @@ def test_unknown_method_is_a_usage_error(clean, digits):
 def test_a_ladder_outside_the_image_is_a_usage_error(clean, digits, ladder):
     with pytest.raises(UsageError, match="ladder"):
         scan(clean.model, digits, ladder=ladder)
+
+
+@pytest.fixture(scope="module")
+def reference(clean, digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reference")
+    scan(clean.model, digits, show_progress=False).save(out, pictures=False)
+    return out
+
+
+def test_against_a_clean_reference_the_target_is_flagged(poisoned, digits, reference):
+    result = scan(poisoned.model, digits, show_progress=False, reference=[reference])
+    assert result.flagged == [TARGET]
+    report = result.to_json()
+    assert report["index_of"] == "log(pixels_to_reach) - median reference log(pixels_to_reach)"
+    assert report["settings"]["reference"] == [str(reference)]
+    ref_sizes = json.loads((reference / "scan.json").read_text())["classes"]
+    row = report["classes"][TARGET]
+    assert row["reference_pixels_to_reach"] == pytest.approx(ref_sizes[TARGET]["pixels_to_reach"])
+
+
+def _edited(reference, tmp_path, **changes):
+    report = json.loads((reference / "scan.json").read_text())
+    report["settings"].update(changes.pop("settings", {}))
+    report.update(changes)
+    (tmp_path / "scan.json").write_text(json.dumps(report))
+    return tmp_path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "cannot read reference"),
+    ("method", "not classwise"),
+    ("ladder", "over budgets"),
+    ("nc-scan", "--method classwise only"),
+])
+def test_a_reference_that_does_not_fit_is_a_usage_error(poisoned, digits, reference, tmp_path,
+                                                        case, message):
+    ref, method = reference, "classwise"
+    if case == "missing":
+        ref = tmp_path / "nowhere"
+    elif case == "method":
+        ref = _edited(reference, tmp_path, method="neural-cleanse")
+    elif case == "ladder":
+        ref = _edited(reference, tmp_path, settings={"ladder": [4, 8, 16]})
+    else:
+        method = "neural-cleanse"
+    with pytest.raises(UsageError, match=message):
+        scan(poisoned.model, digits, method=method, reference=[ref], show_progress=False)

@@ -65,12 +65,13 @@ def test_an_interrupted_audit_resumes_with_the_models_left(zoo_dirs, tmp_path, m
     assert json.loads((tmp_path / "zoo.json").read_text())["models"] == rows
 
 
-@pytest.mark.parametrize("case", ["missing model", "unknown data"])
+@pytest.mark.parametrize("case", ["missing model", "unknown data", "unreadable reference"])
 def test_bad_input_is_refused_before_anything_is_written(zoo_dirs, tmp_path, case):
     out = tmp_path / "o"
     models = [str(m) for m in zoo_dirs]
     if case == "missing model":
         models.append(str(tmp_path / "nope"))
     data = "no-such-data" if case == "unknown data" else "digits"
-    assert main(["scan", "--model", *models, "--data", data, "--out", str(out)]) == 2
+    extra = ["--reference", str(tmp_path)] if case == "unreadable reference" else []
+    assert main(["scan", "--model", *models, "--data", data, "--out", str(out), *extra]) == 2
     assert not out.exists()

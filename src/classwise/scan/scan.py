@@ -26,6 +26,7 @@ search-pool images and applies the same rule to its mask L1 norms, as in its pap
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from classwise.progress import progress
 from classwise.results import RevealResult, evaluate_pattern, make_examples
 from classwise.scan.mad import CONSISTENCY, THRESHOLD, anomaly_index
 from classwise.scan.neural_cleanse import neural_cleanse
+from classwise.scan.reference import reference_log_sizes
 from classwise.search.canvas import candidates_for, parse_canvas
 from classwise.search.config import SearchConfig, make_config
 from classwise.search.engine import MaskSearch, Rows, fooling_rate, initial_masks
@@ -147,20 +149,24 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
          seed: int = 0, device: str | None = None, show_progress: bool = True,
          rate: float = RATE, ladder: list[int] | None = None, canvas: str = CANVAS,
          nc_images: int = NC_IMAGES, model_name: str | None = None,
-         **overrides: Any) -> ScanResult:
+         reference: Sequence[str | Path] | None = None, **overrides: Any) -> ScanResult:
     """Scan every class of ``model`` on ``data`` for a backdoor with ``method``.
 
     ``classwise``: the fewest pixels reaching ``rate`` on held-out search images, per
     class, over budgets ``ladder`` (default 4, 8, 16, ... up to 10% of the pixels) with
     ``canvas`` sources; ``overrides`` change single search settings (see
     :class:`~classwise.search.config.SearchConfig`). ``neural-cleanse``: Neural Cleanse on
-    ``nc_images`` search-pool images. Both flag classes by the MAD rule.
+    ``nc_images`` search-pool images. Both flag classes by the MAD rule. ``reference``:
+    ``classwise`` scan folders of clean models of the same data; each class's
+    ``log(pixels_to_reach)`` is then taken relative to the references' median for that
+    class before the rule (:mod:`classwise.scan.reference`).
     """
     if method not in METHODS:
         raise UsageError(f"unknown scan method {method!r}; choose {' or '.join(METHODS)}")
     if not 0 < rate <= 1:
         raise UsageError(f"rate {rate} is outside (0, 1]; use a share such as 0.8")
     ds = load_data(data)
+    ref = checked_reference(reference, method, ds, rate, ladder)
     net = load_model(model, device=device)
     dev = resolve_device(net, device)
     check_model(net, ds.test.load([0, 1]), ds.num_classes)
@@ -173,8 +179,21 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
     cfg = make_config("default", canvas=canvas, **{**SEARCH, **overrides})
     parse_canvas(cfg.canvas)
     steps = _ladder(ladder, ds.image_shape)
-    return _classwise(net, ds, dev, seed, rate, steps, cfg, show_progress,
-                      {**settings, "rate": rate, "ladder": steps, "search": cfg.to_dict()})
+    return _classwise(net, ds, dev, seed, rate, steps, cfg, show_progress, ref,
+                      {**settings, "rate": rate, "ladder": steps, "search": cfg.to_dict(),
+                       "reference": [str(p) for p in reference or []]})
+
+
+def checked_reference(reference: Sequence[str | Path] | None, method: str, ds: Dataset,
+                      rate: float = RATE, ladder: list[int] | None = None) -> np.ndarray | None:
+    """The per-class reference log sizes of ``reference`` (None without one), checked to
+    fit a ``method`` scan of ``ds`` at ``rate`` over ``ladder``."""
+    if not reference:
+        return None
+    if method != "classwise":
+        raise UsageError(f"--reference works with --method classwise only; drop it for {method}")
+    return reference_log_sizes(reference, ds.name, ds.num_classes, rate,
+                               _ladder(ladder, ds.image_shape))
 
 
 def _ladder(ladder: list[int] | None, image_shape: tuple[int, int, int]) -> list[int]:
@@ -207,12 +226,13 @@ class _Rung:
 
 def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float,
                ladder: list[int], cfg: SearchConfig, show_progress: bool,
-               settings: dict[str, Any]) -> ScanResult:
+               ref: np.ndarray | None, settings: dict[str, Any]) -> ScanResult:
     """Climb the budget ladder; each class stops at the first budget that reaches ``rate``.
 
     Every (class, canvas) row keeps its mask from budget to budget: the search at ``k``
     starts from the mask found at the budget before plus half the gradient saliency, so a
-    trigger found with few pixels is kept and completed rather than searched anew.
+    trigger found with few pixels is kept and completed rather than searched anew. ``ref``
+    (per-class reference log sizes) is subtracted from the log sizes before the MAD rule.
     """
     searcher = Searcher(net, ds, cfg, ladder[0], seed, dev,
                         rows_per_pass(cfg, ds.image_shape, None), show_progress)
@@ -252,7 +272,9 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
     bar.close()
     total = ds.image_shape[1] * ds.image_shape[2]
     values = np.array([_pixels_to_reach(tried[t], rate, total) for t in tried])
-    result = RevealResult.empty(ds, ladder[-1], {**settings, "index_of": "log(pixels_to_reach)"})
+    index_of = ("log(pixels_to_reach)" if ref is None else
+                "log(pixels_to_reach) - median reference log(pixels_to_reach)")
+    result = RevealResult.empty(ds, ladder[-1], {**settings, "index_of": index_of})
     extra = []
     for t, rungs in tried.items():
         kept = rungs[-1]
@@ -260,20 +282,23 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
                    curve=False)
         extra.append({"reached": kept.rate >= rate, "search_rate": kept.kept_rate,
                       "search_rates": {str(r.k): round(r.rate, 4) for r in rungs}})
+        if ref is not None:
+            extra[-1]["reference_pixels_to_reach"] = float(np.exp(ref[t]))
     reached = np.array([e["reached"] for e in extra])
-    return ScanResult("classwise", "pixels_to_reach", values, reached_index(values, reached),
+    logs = np.log(values) - (0.0 if ref is None else ref)
+    return ScanResult("classwise", "pixels_to_reach", values, reached_index(logs, reached),
                       result.finish(), result.settings, extra)
 
 
-def reached_index(values: np.ndarray, reached: np.ndarray) -> np.ndarray:
-    """The MAD anomaly index of ``log(values)``, capped at 0 for classes not ``reached``.
+def reached_index(log_sizes: np.ndarray, reached: np.ndarray) -> np.ndarray:
+    """The MAD anomaly index of ``log_sizes``, capped at 0 for classes not ``reached``.
 
     A class that never reached the rate within the ladder has an extrapolated size, not a
     pattern that was seen to work; the backdoor sign is a pattern both small and
     predictive, so only a class that reached the rate can be flagged. Its size still counts
     in the median and the MAD.
     """
-    index = anomaly_index(np.log(values))
+    index = anomaly_index(log_sizes)
     return np.where(reached, index, np.minimum(index, 0.0))
 
 

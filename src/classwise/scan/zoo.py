@@ -19,7 +19,7 @@ from classwise.data import load_data
 from classwise.errors import UsageError
 from classwise.fileio import write_json
 from classwise.models import check_model, load_model
-from classwise.scan.scan import METHODS, ScanResult, scan
+from classwise.scan.scan import METHODS, RATE, ScanResult, checked_reference, scan
 from classwise.search.checkpoint import DIRNAME, Checkpoint
 
 
@@ -62,6 +62,8 @@ def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
             raise UsageError(f"model {m} does not exist; give TorchScript files or folders "
                              "written by classwise train")
         check_model(load_model(m, device="cpu"), ds.test.load([0, 1]), ds.num_classes)
+    checked_reference(options.get("reference"), method, ds, options.get("rate", RATE),
+                      options.get("ladder"))
     out = Path(out)
     names = model_names(models)
     kwargs = {"data": str(data), "method": method, "seed": seed, "device": device, **options}
