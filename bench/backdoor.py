@@ -15,6 +15,7 @@ every model.
     .venv/bin/python bench/backdoor.py --quick          # 1 model per attack, 1 clean
     .venv/bin/python bench/backdoor.py --attacks badnets,trojan   # patch triggers only
     .venv/bin/python bench/backdoor.py --resume-from bench/results/backdoor_mnist5k.json
+    .venv/bin/python bench/backdoor.py --references 3   # classwise against 3 clean models
 """
 
 from __future__ import annotations
@@ -117,11 +118,15 @@ def trigger_mask(folder: Path) -> np.ndarray | None:
 
 
 def scan_record(spec: Spec, model: torch.nn.Module, data: Dataset, method: str,
-                mask: np.ndarray | None, canvas: str | None = None) -> dict:
+                mask: np.ndarray | None, canvas: str | None = None,
+                references: dict[str, Path] | None = None) -> dict:
     """One model's scan under ``method``: verdict, flagged classes, index, time, localisation,
-    and the canvas each class's kept pattern was found on."""
+    and the canvas each class's kept pattern was found on. A classwise scan compares each
+    class with ``references`` (name: scan folder) when given."""
     start = time.perf_counter()
     options = {"canvas": canvas} if canvas and method == "classwise" else {}
+    if references and method == "classwise":
+        options["reference"] = list(references.values())
     result = scan(model, data, method=method, show_progress=False, **options)
     seconds = time.perf_counter() - start
     record = {"model": spec.name, "attack": spec.attack or "clean", "target": spec.target,
@@ -131,6 +136,7 @@ def scan_record(spec: Spec, model: torch.nn.Module, data: Dataset, method: str,
               "canvases": [r["canvas_split"] for r in result.reveal.records]}
     if method == "classwise":
         record["reached"] = [bool(e["reached"]) for e in result.extra]
+        record["reference"] = sorted(references or {})
     if spec.attack in PATCH_ATTACKS and spec.target in result.flagged:
         pattern = result.patterns[list(result.classes).index(spec.target)]
         record["on_trigger"] = float(mask[pattern].mean())
@@ -194,6 +200,9 @@ def main() -> None:
     parser.add_argument("--canvas", help="canvas sources of the classwise scan (default: the "
                         "scan's own, solid:white+auto)")
     parser.add_argument("--out", type=Path, help="default: bench/results/backdoor_<data>.json")
+    parser.add_argument("--references", type=int, default=0, metavar="N",
+                        help="train N clean reference models apart from the zoo, scan them "
+                             "with classwise and compare every classwise scan with them")
     parser.add_argument("--resume-from", type=Path, nargs="+", default=[], metavar="JSON",
                         help="keep the scans in these earlier results (same data and canvas; "
                              "e.g. --out of a stopped run) and scan only the models they lack")
@@ -205,6 +214,8 @@ def main() -> None:
         parser.error(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(ATTACKS)}")
     data = load_data(args.data)
     specs = zoo(data, 1 if args.quick else args.models_per_attack, attacks)
+    references = reference_scans(data, args)
+    folders = {r["name"]: Path(r["scan"]) for r in references}
     earlier = earlier_scans(args.resume_from, args)
     records, models, resumed = [], [], []
     for spec in specs:
@@ -222,21 +233,49 @@ def main() -> None:
                 resumed.append(f"{spec.name}/{method}")
             else:
                 records.append(scan_record(spec, model, data, method, trigger_mask(folder),
-                                           args.canvas))
+                                           args.canvas, folders))
             r = records[-1]
             print(f"  {method}: flagged {r['flagged']} max index {r['max_index']:.2f} "
                   f"({r['seconds']:.1f} s{', kept from an earlier run' if kept else ''})",
                   flush=True)
-        save(out, args, models, records, resumed, complete=spec == specs[-1])
+        save(out, args, models, records, resumed, references, complete=spec == specs[-1])
     if not args.train_only:
         print(table(summarise(records)))
+
+
+def reference_scans(data: Dataset, args: argparse.Namespace) -> list[dict]:
+    """Train (or read from the cache) ``args.references`` clean models outside the zoo and,
+    unless ``--train-only``, scan each with classwise into its folder (a scan newer than
+    the model is kept); their names, accuracy, scan folders and scan seconds (None when
+    kept)."""
+    rows = []
+    for i in range(args.references):
+        spec = Spec(f"reference-{i}", None, None, 2000 + i, None)
+        model, info, folder = trained(spec, data)
+        if args.train_only:
+            continue
+        out = folder / f"scan-{args.canvas or 'default'}"
+        done = out / "scan.json"
+        seconds = None  # a scan newer than its model is kept, as models are
+        if not done.is_file() or done.stat().st_mtime < (folder / "model.ts").stat().st_mtime:
+            start = time.perf_counter()
+            options = {"canvas": args.canvas} if args.canvas else {}
+            scan(model, data, show_progress=False, **options).save(out, pictures=False)
+            seconds = round(time.perf_counter() - start, 2)
+        rows.append({"name": spec.name, "seed": spec.seed,
+                     "clean_accuracy": info["clean_test_accuracy"], "scan": str(out),
+                     "seconds": seconds})
+        print(f"{spec.name}: accuracy {info['clean_test_accuracy']:.3f}, reference scan "
+              f"{'kept' if seconds is None else f'{seconds:.1f} s'}", flush=True)
+    return rows
 
 
 def earlier_scans(paths: list[Path], args: argparse.Namespace) -> dict[tuple[str, str], dict]:
     """The scans in earlier results ``paths`` by (model, method), a later file's winning; a
     file that is missing, or scanned another dataset, with another canvas or models trained
     otherwise (on the settings it records), is an error. A classwise scan recorded before
-    the scan capped unreached classes' indices (it lacks ``reached``) is not kept."""
+    the scan capped unreached classes' indices (it lacks ``reached``), or compared with
+    other references than this run's, is not kept."""
     earlier = {}
     for path in paths:
         if not path.is_file():
@@ -251,18 +290,21 @@ def earlier_scans(paths: list[Path], args: argparse.Namespace) -> dict[tuple[str
             raise SystemExit(f"{path} scanned {before['data']} with canvas "
                              f"{canvas or 'default'} and training {before['training']}, not "
                              "this run's; resume from a matching run")
+        names = [f"reference-{i}" for i in range(args.references)]
         earlier.update({(r["model"], r["method"]): r for r in before["scans"]
-                        if r["method"] != "classwise" or "reached" in r})
+                        if r["method"] != "classwise"
+                        or ("reached" in r and r.get("reference", []) == names)})
     return earlier
 
 
 def save(out: Path, args: argparse.Namespace, models: list[dict], records: list[dict],
-         resumed: list[str], complete: bool) -> None:
+         resumed: list[str], references: list[dict], complete: bool) -> None:
     """Write what has been measured so far (after every model, so a stopped run keeps it);
     ``resumed`` names the scans kept from an earlier run (model/method)."""
     write_json(out, {"command": command("backdoor.py", args), "complete": complete,
                      "data": args.data, "canvas": args.canvas, "training": TRAINING[args.data],
-                     "models": models, "resumed": resumed, "scans": records,
+                     "models": models, "references": references, "resumed": resumed,
+                     "scans": records,
                      "summary": summarise(records)})
 
 
