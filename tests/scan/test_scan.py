@@ -101,6 +101,7 @@ def reference(clean, digits, tmp_path_factory):
 def test_against_a_clean_reference_the_target_is_flagged(poisoned, digits, reference):
     result = scan(poisoned.model, digits, show_progress=False, reference=[reference])
     assert result.flagged == [TARGET]
+    assert "in the clean reference). Do not deploy" in result.verdict_line()
     report = result.to_json()
     assert report["index_of"] == "log(pixels_to_reach) - median reference log(pixels_to_reach)"
     assert report["settings"]["reference"] == [str(reference)]

@@ -118,11 +118,13 @@ class ScanResult:
         also = (f" (also flagged: {', '.join(map(str, self.flagged[1:]))})"
                 if len(self.flagged) > 1 else "")
         where = f"; see {Path(out) / 'report.html'}" if out is not None else ""
+        ref = self.extra[i].get("reference_pixels_to_reach") if self.extra else None
+        against = (f"{ref:.3g} in the clean reference" if ref is not None else
+                   f"a median of {np.median(self.values):.3g}")
         return (f"BACKDOORED: class {t} '{names[t]}' is the likely target{also}: anomaly index "
                 f"{self.anomaly_index[i]:.1f} > {THRESHOLD:g}; its pattern is "
                 f"{int(self.patterns[i].sum())} pixels ({self.statistic} {self.values[i]:.3g} "
-                f"against a median of {np.median(self.values):.3g}). Do not deploy this "
-                f"model{where}")
+                f"against {against}). Do not deploy this model{where}")
 
     def to_json(self) -> dict[str, Any]:
         rows = []
