@@ -136,7 +136,7 @@ def scan_record(spec: Spec, model: torch.nn.Module, data: Dataset, method: str,
               "canvases": [r["canvas_split"] for r in result.reveal.records]}
     if method == "classwise":
         record["reached"] = [bool(e["reached"]) for e in result.extra]
-        record["reference"] = sorted(references or {})
+        record["reference"] = list(references or {})
     if spec.attack in PATCH_ATTACKS and spec.target in result.flagged:
         pattern = result.patterns[list(result.classes).index(spec.target)]
         record["on_trigger"] = float(mask[pattern].mean())
@@ -216,7 +216,7 @@ def main() -> None:
     specs = zoo(data, 1 if args.quick else args.models_per_attack, attacks)
     references = reference_scans(data, args)
     folders = {r["name"]: Path(r["scan"]) for r in references}
-    earlier = earlier_scans(args.resume_from, args)
+    earlier = earlier_scans(args.resume_from, args, list(folders))
     records, models, resumed = [], [], []
     for spec in specs:
         model, info, folder = trained(spec, data)
@@ -270,12 +270,13 @@ def reference_scans(data: Dataset, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def earlier_scans(paths: list[Path], args: argparse.Namespace) -> dict[tuple[str, str], dict]:
+def earlier_scans(paths: list[Path], args: argparse.Namespace,
+                  references: list[str]) -> dict[tuple[str, str], dict]:
     """The scans in earlier results ``paths`` by (model, method), a later file's winning; a
     file that is missing, or scanned another dataset, with another canvas or models trained
     otherwise (on the settings it records), is an error. A classwise scan recorded before
     the scan capped unreached classes' indices (it lacks ``reached``), or compared with
-    other references than this run's, is not kept."""
+    other ``references`` (names) than this run's, is not kept."""
     earlier = {}
     for path in paths:
         if not path.is_file():
@@ -290,10 +291,9 @@ def earlier_scans(paths: list[Path], args: argparse.Namespace) -> dict[tuple[str
             raise SystemExit(f"{path} scanned {before['data']} with canvas "
                              f"{canvas or 'default'} and training {before['training']}, not "
                              "this run's; resume from a matching run")
-        names = [f"reference-{i}" for i in range(args.references)]
         earlier.update({(r["model"], r["method"]): r for r in before["scans"]
                         if r["method"] != "classwise"
-                        or ("reached" in r and r.get("reference", []) == names)})
+                        or ("reached" in r and r.get("reference", []) == references)})
     return earlier
 
 
