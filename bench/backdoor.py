@@ -37,6 +37,7 @@ from classwise.data.base import Dataset
 from classwise.fileio import write_json
 from classwise.models import load_model
 from classwise.scan import scan
+from classwise.scan.scan import MIN_FACTOR
 
 ROOT = Path(__file__).resolve().parent
 ATTACKS = ("badnets", "trojan", "blended", "sig", "wanet")
@@ -136,6 +137,7 @@ def scan_record(spec: Spec, model: torch.nn.Module, data: Dataset, method: str,
               "canvases": [r["canvas_split"] for r in result.reveal.records]}
     if method == "classwise":
         record["reached"] = [bool(e["reached"]) for e in result.extra]
+        record["min_factor"] = result.settings["min_factor"]
         record["reference"] = list(references or {})
     if spec.attack in PATCH_ATTACKS and spec.target in result.flagged:
         pattern = result.patterns[list(result.classes).index(spec.target)]
@@ -274,9 +276,10 @@ def earlier_scans(paths: list[Path], args: argparse.Namespace,
                   references: list[str]) -> dict[tuple[str, str], dict]:
     """The scans in earlier results ``paths`` by (model, method), a later file's winning; a
     file that is missing, or scanned another dataset, with another canvas or models trained
-    otherwise (on the settings it records), is an error. A classwise scan recorded before
-    the scan capped unreached classes' indices (it lacks ``reached``), or compared with
-    other ``references`` (names) than this run's, is not kept."""
+    otherwise (on the settings it records), is an error. A classwise scan recorded under
+    another outlier rule (before unreached classes were capped and the scale floored, so
+    without ``min_factor``, or with another one), or compared with other ``references``
+    (names) than this run's, is not kept."""
     earlier = {}
     for path in paths:
         if not path.is_file():
@@ -293,7 +296,8 @@ def earlier_scans(paths: list[Path], args: argparse.Namespace,
                              "this run's; resume from a matching run")
         earlier.update({(r["model"], r["method"]): r for r in before["scans"]
                         if r["method"] != "classwise"
-                        or ("reached" in r and r.get("reference", []) == references)})
+                        or (r.get("min_factor") == MIN_FACTOR
+                            and r.get("reference", []) == references)})
     return earlier
 
 

@@ -39,6 +39,16 @@ def test_zero_mad_makes_any_smaller_value_an_outlier():
     assert flag_outliers([2, 2, 2]).tolist() == []
 
 
+def test_min_scale_is_a_floor_under_the_scale():
+    # the odd-count numbers: scale 1.4826 stays when the floor is below it ...
+    values = [1.0, 2.0, 3.0, 4.0, 100.0]
+    assert anomaly_index(values, min_scale=1.0) == pytest.approx(anomaly_index(values))
+    # ... and is replaced by it when above: 1 lies (3 - 1) / 4 below the median
+    assert anomaly_index(values, min_scale=4.0) == pytest.approx([0.5, 0.25, 0, -0.25, -24.25])
+    # with MAD 0 the floor keeps the index finite
+    assert anomaly_index([5, 5, 5, 1, 9], min_scale=0.5).tolist() == [0, 0, 0, 8, -8]
+
+
 @pytest.mark.parametrize("values", [[], [[1.0, 2.0]], [1.0, np.nan, 2.0]])
 def test_bad_values_are_usage_errors(values):
     with pytest.raises(UsageError, match="pass one value per class"):

@@ -61,17 +61,33 @@ def test_only_a_class_that_reached_the_rate_can_be_flagged():
     plain = np.log(values)
     index = reached_index(plain, reached)
     assert index[0] > 2 and index[1] == 0.0
-    expected = (np.median(plain) - plain) / (1.4826 * np.median(np.abs(plain - np.median(plain))))
+    # the MAD of the logs (log 41/40) is below the floor log(2) / 2, so the floor scales
+    expected = (np.median(plain) - plain) / (np.log(2) / 2)
     assert index[[0, 2, 3, 4, 5, 6]] == pytest.approx(expected[[0, 2, 3, 4, 5, 6]])
     assert index[6] < 0  # an extrapolated large size keeps its negative index
 
 
+def test_a_flagged_class_is_at_most_half_the_median_size():
+    # sizes within 3% of each other: MAD log(1.02), so 30 against a median of 42 would lie
+    # 15 robust deviations below; the floor keeps a 30% smaller pattern unflagged, and
+    # 20 (less than half of 42) is flagged
+    values = np.array([41.0, 42.0, 43.0, 42.0, 41.0, 43.0, 42.0, 30.0])
+    reached = np.ones(len(values), dtype=bool)
+    index = reached_index(np.log(values), reached)
+    assert index[-1] == pytest.approx(np.log(42 / 30) / (np.log(2) / 2)) and index[-1] < 1
+    values[-1] = 20.0
+    assert reached_index(np.log(values), reached)[-1] > 2
+
+
 def test_extrapolated_sizes_tying_at_the_cap_cannot_flag_themselves():
-    # more than half the classes capped at the whole image: MAD 0, so any smaller class
-    # lies infinitely far below; an extrapolated one still cannot be flagged
+    # more than half the classes capped at the whole image: MAD 0, so the floor scales;
+    # the reached class lies log(1024 / 30) / (log(2) / 2) below, an extrapolated one is
+    # still not flagged however far below it lies
     values = np.array([1024.0, 1024.0, 1024.0, 1024.0, 66.7, 30.0])
     reached = np.array([False, False, False, False, False, True])
-    assert reached_index(np.log(values), reached).tolist() == [0, 0, 0, 0, 0, np.inf]
+    index = reached_index(np.log(values), reached)
+    assert index.tolist()[:5] == [0, 0, 0, 0, 0]
+    assert index[5] == pytest.approx(np.log(1024 / 30) / (np.log(2) / 2))
 
 
 def test_scan_flags_no_class_of_a_clean_model(clean, digits):

@@ -17,8 +17,10 @@ test images are touched only to report each kept pattern's predictive power.
 The outlier rule is Neural Cleanse's (:mod:`classwise.scan.mad`) applied to
 ``log(pixels_to_reach)``: anomaly index ``(median - v) / (1.4826 * MAD)``, numpy's median
 (the mean of the two middle values for an even count), a class flagged above 2 (small
-side only). A class whose size was extrapolated gets an index of at most 0
-(:func:`reached_index`): only a pattern seen to reach the rate can be flagged.
+side only). The scale ``1.4826 * MAD`` is at least ``log(2) / 2`` (:data:`MIN_FACTOR`),
+so a flagged class's pattern is at most half the median class's size. A class whose size
+was extrapolated gets an index of at most 0 (:func:`reached_index`): only a pattern seen
+to reach the rate can be flagged.
 ``neural-cleanse`` runs :func:`~classwise.scan.neural_cleanse.neural_cleanse` on
 search-pool images and applies the same rule to its mask L1 norms, as in its paper.
 """
@@ -70,6 +72,14 @@ keep the spec's order."""
 WEAK_FROM = 0.1
 """Once a class's best canvas fools this share, its canvases below half of it leave the
 ladder."""
+MIN_FACTOR = 2.0
+"""A flagged class's pattern is at least this many times smaller than the median class's:
+the MAD scale of ``log(pixels_to_reach)`` is at least ``log(MIN_FACTOR) / THRESHOLD``.
+A class's size differs between clean models of the same data by a factor of up to 1.4 on
+mnist5k (the three reference models of ``bench/backdoor.py``, each against the other two,
+over the classes all three reach), while a patch or blend target's shrinks two- to
+fifty-fold. Against a reference the classes can lie closer together than that model-to-
+model noise, and the MAD alone would then flag a class only 30% smaller."""
 NC_IMAGES = 1000
 MEDIAN = "numpy median: the mean of the two middle values for an even number of classes"
 
@@ -182,7 +192,8 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
     parse_canvas(cfg.canvas)
     steps = _ladder(ladder, ds.image_shape)
     return _classwise(net, ds, dev, seed, rate, steps, cfg, show_progress, ref,
-                      {**settings, "rate": rate, "ladder": steps, "search": cfg.to_dict(),
+                      {**settings, "rate": rate, "ladder": steps, "min_factor": MIN_FACTOR,
+                       "search": cfg.to_dict(),
                        "reference": [str(p) for p in reference or []]})
 
 
@@ -293,14 +304,15 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
 
 
 def reached_index(log_sizes: np.ndarray, reached: np.ndarray) -> np.ndarray:
-    """The MAD anomaly index of ``log_sizes``, capped at 0 for classes not ``reached``.
+    """The MAD anomaly index of ``log_sizes`` (scale at least ``log(MIN_FACTOR) /
+    THRESHOLD``), capped at 0 for classes not ``reached``.
 
     A class that never reached the rate within the ladder has an extrapolated size, not a
     pattern that was seen to work; the backdoor sign is a pattern both small and
     predictive, so only a class that reached the rate can be flagged. Its size still counts
     in the median and the MAD.
     """
-    index = anomaly_index(log_sizes)
+    index = anomaly_index(log_sizes, min_scale=math.log(MIN_FACTOR) / THRESHOLD)
     return np.where(reached, index, np.minimum(index, 0.0))
 
 
