@@ -217,7 +217,7 @@ def main() -> None:
     data = load_data(args.data)
     specs = zoo(data, 1 if args.quick else args.models_per_attack, attacks)
     references = reference_scans(data, args)
-    folders = {r["name"]: Path(r["scan"]) for r in references}
+    folders = {r["name"]: ROOT.parent / r["scan"] for r in references}
     earlier = earlier_scans(args.resume_from, args, list(folders))
     records, models, resumed = [], [], []
     for spec in specs:
@@ -265,7 +265,8 @@ def reference_scans(data: Dataset, args: argparse.Namespace) -> list[dict]:
             scan(model, data, show_progress=False, **options).save(out, pictures=False)
             seconds = round(time.perf_counter() - start, 2)
         rows.append({"name": spec.name, "seed": spec.seed,
-                     "clean_accuracy": info["clean_test_accuracy"], "scan": str(out),
+                     "clean_accuracy": info["clean_test_accuracy"],
+                     "scan": str(out.relative_to(ROOT.parent)),
                      "seconds": seconds})
         print(f"{spec.name}: accuracy {info['clean_test_accuracy']:.3f}, reference scan "
               f"{'kept' if seconds is None else f'{seconds:.1f} s'}", flush=True)
