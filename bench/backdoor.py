@@ -16,7 +16,6 @@ every model.
     .venv/bin/python bench/backdoor.py --attacks badnets,trojan   # patch triggers only
     .venv/bin/python bench/backdoor.py --resume-from bench/results/backdoor_mnist5k.json
     .venv/bin/python bench/backdoor.py --references 3   # classwise against 3 clean models
-    .venv/bin/python bench/backdoor.py --references 3 --reference-arch resnet18-narrow
 """
 
 from __future__ import annotations
@@ -93,12 +92,10 @@ def zoo(data: Dataset, per_attack: int, attacks: tuple[str, ...] = ATTACKS) -> l
     return specs
 
 
-def trained(spec: Spec, data: Dataset, arch: str | None = None
-            ) -> tuple[torch.nn.Module, dict, Path]:
+def trained(spec: Spec, data: Dataset) -> tuple[torch.nn.Module, dict, Path]:
     """The model of ``spec`` (trained once, then read from the bench's cache), its meta data
-    and its folder; ``arch`` replaces the zoo's architecture. A cached model trained with
-    other settings is trained again."""
-    training = {**TRAINING[data.name], **({"arch": arch} if arch else {})}
+    and its folder. A cached model trained with other settings is trained again."""
+    training = {**TRAINING[data.name]}
     options = {}
     if spec.attack is not None:
         training["epochs"] = max(training["epochs"], ATTACK_EPOCHS.get(spec.attack, 0))
@@ -208,9 +205,6 @@ def main() -> None:
     parser.add_argument("--references", type=int, default=0, metavar="N",
                         help="train N clean reference models apart from the zoo, scan them "
                              "with classwise and compare every classwise scan with them")
-    parser.add_argument("--reference-arch", metavar="ARCH",
-                        help="train the references with this architecture instead of the "
-                             "zoo's (their names then carry it)")
     parser.add_argument("--resume-from", type=Path, nargs="+", default=[], metavar="JSON",
                         help="keep the scans in these earlier results (same data and canvas; "
                              "e.g. --out of a stopped run) and scan only the models they lack")
@@ -252,18 +246,15 @@ def main() -> None:
 
 
 def reference_scans(data: Dataset, args: argparse.Namespace) -> list[dict]:
-    """Train (or read from the cache) ``args.references`` clean models outside the zoo (of
-    ``--reference-arch``, else the zoo's architecture) and, unless ``--train-only``, scan
-    each with classwise into its folder (a scan newer than the model is kept); their names,
-    architecture, accuracy, scan folders and scan seconds (None when kept)."""
+    """Train (or read from the cache) ``args.references`` clean models outside the zoo, of
+    its architecture (``classwise scan`` refuses a reference of another), and, unless
+    ``--train-only``, scan each with classwise into its folder (a scan newer than the model
+    is kept); their names, architecture, accuracy, scan folders and scan seconds (None when
+    kept)."""
     rows = []
     for i in range(args.references):
-        arch = args.reference_arch
-        if arch == TRAINING[data.name]["arch"]:
-            arch = None
-        spec = Spec(f"reference-{arch}-{i}" if arch else f"reference-{i}", None, None,
-                    2000 + i, None)
-        model, info, folder = trained(spec, data, arch)
+        spec = Spec(f"reference-{i}", None, None, 2000 + i, None)
+        model, info, folder = trained(spec, data)
         if args.train_only:
             continue
         out = folder / f"scan-{args.canvas or 'default'}"

@@ -121,6 +121,7 @@ def test_against_a_clean_reference_the_target_is_flagged(poisoned, digits, refer
     report = result.to_json()
     assert report["index_of"] == "log(pixels_to_reach) - median reference log(pixels_to_reach)"
     assert report["settings"]["reference"] == [str(reference)]
+    assert report["settings"]["parameters"] == sum(p.numel() for p in poisoned.model.parameters())
     ref_sizes = json.loads((reference / "scan.json").read_text())["classes"]
     row = report["classes"][TARGET]
     assert row["reference_pixels_to_reach"] == pytest.approx(ref_sizes[TARGET]["pixels_to_reach"])
@@ -138,6 +139,7 @@ def _edited(reference, tmp_path, **changes):
     ("missing", "cannot read reference"),
     ("method", "not classwise"),
     ("ladder", "over budgets"),
+    ("architecture", "same architecture"),
     ("nc-scan", "--method classwise only"),
 ])
 def test_a_reference_that_does_not_fit_is_a_usage_error(poisoned, digits, reference, tmp_path,
@@ -149,6 +151,8 @@ def test_a_reference_that_does_not_fit_is_a_usage_error(poisoned, digits, refere
         ref = _edited(reference, tmp_path, method="neural-cleanse")
     elif case == "ladder":
         ref = _edited(reference, tmp_path, settings={"ladder": [4, 8, 16]})
+    elif case == "architecture":  # a model of another size than the suspect's
+        ref = _edited(reference, tmp_path, settings={"parameters": 12345})
     else:
         method = "neural-cleanse"
     with pytest.raises(UsageError, match=message):

@@ -5,6 +5,10 @@ needs many more pixels than a "3"), so a target whose size falls from "hard" to 
 still sit among the other classes. A reference is the ``classwise`` scan of one or more
 models known to be clean, on the same data and with the same rate and ladder; the scan then
 compares ``log(pixels_to_reach)`` with the median over the references of the same class.
+References must be models of the suspect's architecture: on the mnist5k zoo of small CNNs,
+narrow ResNet-18 references flagged four clean models in five (``docs/benchmarks.md``,
+"References of another architecture"). The number of parameters stands for the
+architecture.
 """
 
 from __future__ import annotations
@@ -22,22 +26,29 @@ HOW = "scan a clean model of the same data with classwise scan --out DIR and pas
 
 
 def reference_log_sizes(paths: Sequence[str | Path], data: str, num_classes: int,
-                        rate: float, ladder: list[int]) -> np.ndarray:
+                        rate: float, ladder: list[int],
+                        parameters: int | None = None) -> np.ndarray:
     """Per class, the median over ``paths`` of ``log(pixels_to_reach)`` (float64, (classes,)).
 
     Each path is a folder written by a ``classwise`` scan (or its ``scan.json``) of the
-    same ``data`` with the same ``rate`` and ``ladder``; anything else is a usage error.
+    same ``data`` with the same ``rate`` and ``ladder`` and, when both are known, of a
+    model with the same number of ``parameters``; anything else is a usage error.
     """
     if not paths:
         raise UsageError(f"--reference needs at least one scan folder; {HOW}")
-    return np.median([_log_sizes(Path(p), data, num_classes, rate, ladder) for p in paths],
-                     axis=0)
+    return np.median([_log_sizes(Path(p), data, num_classes, rate, ladder, parameters)
+                      for p in paths], axis=0)
 
 
 def _log_sizes(path: Path, data: str, num_classes: int, rate: float,
-               ladder: list[int]) -> np.ndarray:
+               ladder: list[int], parameters: int | None) -> np.ndarray:
     report = _read(path / "scan.json" if path.is_dir() else path)
     settings = report.get("settings", {})
+    theirs = settings.get("parameters")
+    if parameters is not None and theirs is not None and theirs != parameters:
+        raise UsageError(f"reference {path} scanned a model of {theirs:,} parameters, this "
+                         f"one has {parameters:,}; a reference must be a clean model of the "
+                         f"same architecture: {HOW}")
     if report.get("method") != "classwise":
         raise UsageError(f"reference {path} was scanned with {report.get('method')!r}, not "
                          f"classwise; {HOW}")

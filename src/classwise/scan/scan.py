@@ -178,14 +178,16 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
     if not 0 < rate <= 1:
         raise UsageError(f"rate {rate} is outside (0, 1]; use a share such as 0.8")
     ds = load_data(data)
-    ref = checked_reference(reference, method, ds, rate, ladder)
     net = load_model(model, device=device)
     dev = resolve_device(net, device)
     check_model(net, ds.test.load([0, 1]), ds.num_classes)
+    parameters = sum(p.numel() for p in net.parameters())
+    ref = checked_reference(reference, method, ds, rate, ladder, parameters)
     seed_everything(seed)
     settings = {"model": model_name or (type(model).__name__ if isinstance(model, nn.Module)
                                         else str(model)),
-                "data": ds.name, "method": method, "seed": seed, "device": str(dev)}
+                "parameters": parameters, "data": ds.name, "method": method, "seed": seed,
+                "device": str(dev)}
     if method == "neural-cleanse":
         return _neural_cleanse(net, ds, dev, seed, nc_images, show_progress, settings)
     cfg = make_config("default", canvas=canvas, **{**SEARCH, **overrides})
@@ -198,15 +200,17 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
 
 
 def checked_reference(reference: Sequence[str | Path] | None, method: str, ds: Dataset,
-                      rate: float = RATE, ladder: list[int] | None = None) -> np.ndarray | None:
+                      rate: float = RATE, ladder: list[int] | None = None,
+                      parameters: int | None = None) -> np.ndarray | None:
     """The per-class reference log sizes of ``reference`` (None without one), checked to
-    fit a ``method`` scan of ``ds`` at ``rate`` over ``ladder``."""
+    fit a ``method`` scan of ``ds`` at ``rate`` over ``ladder`` of a model with
+    ``parameters`` parameters (unchecked when None)."""
     if not reference:
         return None
     if method != "classwise":
         raise UsageError(f"--reference works with --method classwise only; drop it for {method}")
     return reference_log_sizes(reference, ds.name, ds.num_classes, rate,
-                               _ladder(ladder, ds.image_shape))
+                               _ladder(ladder, ds.image_shape), parameters)
 
 
 def _ladder(ladder: list[int] | None, image_shape: tuple[int, int, int]) -> list[int]:
