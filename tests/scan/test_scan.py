@@ -68,8 +68,8 @@ def test_only_a_class_that_reached_the_rate_can_be_flagged():
 
 
 def test_a_flagged_class_is_at_most_half_the_median_size():
-    # sizes within 3% of each other: MAD log(1.02), so 30 against a median of 42 would lie
-    # 15 robust deviations below; the floor keeps a 30% smaller pattern unflagged, and
+    # sizes within 3% of each other: MAD log(43/42), so 30 against a median of 42 would lie
+    # 9.6 robust deviations below; the floor keeps a 29% smaller pattern unflagged, and
     # 20 (less than half of 42) is flagged
     values = np.array([41.0, 42.0, 43.0, 42.0, 41.0, 43.0, 42.0, 30.0])
     reached = np.ones(len(values), dtype=bool)

@@ -79,7 +79,7 @@ A class's size differs between clean models of the same data by a factor of up t
 mnist5k (the three reference models of ``bench/backdoor.py``, each against the other two,
 over the classes all three reach), while a patch or blend target's shrinks two- to
 fifty-fold. Against a reference the classes can lie closer together than that model-to-
-model noise, and the MAD alone would then flag a class only 30% smaller."""
+model noise, and the MAD alone would then flag a class only a quarter smaller."""
 NC_IMAGES = 1000
 MEDIAN = "numpy median: the mean of the two middle values for an even number of classes"
 
