@@ -65,7 +65,8 @@ def test_an_interrupted_audit_resumes_with_the_models_left(zoo_dirs, tmp_path, m
     assert json.loads((tmp_path / "zoo.json").read_text())["models"] == rows
 
 
-@pytest.mark.parametrize("case", ["missing model", "unknown data", "unreadable reference"])
+@pytest.mark.parametrize("case", ["missing model", "unknown data", "unreadable reference",
+                                  "reference of another architecture"])
 def test_bad_input_is_refused_before_anything_is_written(zoo_dirs, tmp_path, case):
     out = tmp_path / "o"
     models = [str(m) for m in zoo_dirs]
@@ -73,5 +74,12 @@ def test_bad_input_is_refused_before_anything_is_written(zoo_dirs, tmp_path, cas
         models.append(str(tmp_path / "nope"))
     data = "no-such-data" if case == "unknown data" else "digits"
     extra = ["--reference", str(tmp_path)] if case == "unreadable reference" else []
+    if case == "reference of another architecture":  # fits the data, not the models' size
+        ref = tmp_path / "ref"
+        scan(zoo_dirs[1], "digits", show_progress=False).save(ref, pictures=False)
+        report = json.loads((ref / "scan.json").read_text())
+        report["settings"]["parameters"] += 1
+        (ref / "scan.json").write_text(json.dumps(report))
+        extra = ["--reference", str(ref)]
     assert main(["scan", "--model", *models, "--data", data, "--out", str(out), *extra]) == 2
     assert not out.exists()

@@ -6,10 +6,12 @@ from classwise.models.loading import (
     default_device,
     load_model,
     model_device,
+    parameter_count,
     resolve_device,
     save_torchscript,
 )
 from classwise.models.registry import architectures, create_model, default_arch, register_model
 
 __all__ = ["architectures", "check_model", "create_model", "default_arch", "default_device",
-           "load_model", "model_device", "register_model", "resolve_device", "save_torchscript"]
+           "load_model", "model_device", "parameter_count", "register_model", "resolve_device",
+           "save_torchscript"]

@@ -110,6 +110,11 @@ def _load_torchscript(spec: str | Path) -> nn.Module:
                          "(file.py:FACTORY) and this file as its weights") from None
 
 
+def parameter_count(model: nn.Module) -> int:
+    """How many parameters ``model`` has (what a scan reference records of its architecture)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 @torch.no_grad()
 def check_model(model: nn.Module, images: torch.Tensor, num_classes: int) -> None:
     """Run ``model`` on a few images; raise a one-line error if its output is unusable."""

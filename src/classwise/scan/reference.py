@@ -44,11 +44,6 @@ def _log_sizes(path: Path, data: str, num_classes: int, rate: float,
                ladder: list[int], parameters: int | None) -> np.ndarray:
     report = _read(path / "scan.json" if path.is_dir() else path)
     settings = report.get("settings", {})
-    theirs = settings.get("parameters")
-    if parameters is not None and theirs is not None and theirs != parameters:
-        raise UsageError(f"reference {path} scanned a model of {theirs:,} parameters, this "
-                         f"one has {parameters:,}; a reference must be a clean model of the "
-                         f"same architecture: {HOW}")
     if report.get("method") != "classwise":
         raise UsageError(f"reference {path} was scanned with {report.get('method')!r}, not "
                          f"classwise; {HOW}")
@@ -56,6 +51,11 @@ def _log_sizes(path: Path, data: str, num_classes: int, rate: float,
     if theirs != (data, rate, ladder):
         raise UsageError(f"reference {path} scanned {theirs[0]} at rate {theirs[1]} over "
                          f"budgets {theirs[2]}, not {data} at rate {rate} over {ladder}; {HOW}")
+    their_parameters = settings.get("parameters")
+    if None not in (parameters, their_parameters) and their_parameters != parameters:
+        raise UsageError(f"reference {path} scanned a model of {their_parameters:,} parameters, "
+                         f"this one has {parameters:,}; a reference must be a clean model of "
+                         f"the same architecture: {HOW}")
     sizes = [row.get("pixels_to_reach") for row in report.get("classes", [])]
     if len(sizes) != num_classes or not all(isinstance(v, int | float) and v > 0
                                             for v in sizes):

@@ -41,7 +41,7 @@ from classwise.data import load_data
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
 from classwise.fileio import write_json
-from classwise.models import check_model, load_model, resolve_device
+from classwise.models import check_model, load_model, parameter_count, resolve_device
 from classwise.progress import progress
 from classwise.results import RevealResult, evaluate_pattern, make_examples
 from classwise.scan.mad import CONSISTENCY, THRESHOLD, anomaly_index
@@ -181,7 +181,7 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
     net = load_model(model, device=device)
     dev = resolve_device(net, device)
     check_model(net, ds.test.load([0, 1]), ds.num_classes)
-    parameters = sum(p.numel() for p in net.parameters())
+    parameters = parameter_count(net)
     ref = checked_reference(reference, method, ds, rate, ladder, parameters)
     seed_everything(seed)
     settings = {"model": model_name or (type(model).__name__ if isinstance(model, nn.Module)

@@ -18,7 +18,7 @@ from typing import Any
 from classwise.data import load_data
 from classwise.errors import UsageError
 from classwise.fileio import write_json
-from classwise.models import check_model, load_model
+from classwise.models import check_model, load_model, parameter_count
 from classwise.scan.scan import METHODS, RATE, ScanResult, checked_reference, scan
 from classwise.search.checkpoint import DIRNAME, Checkpoint
 
@@ -61,9 +61,10 @@ def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
         if not Path(str(m)).exists():
             raise UsageError(f"model {m} does not exist; give TorchScript files or folders "
                              "written by classwise train")
-        check_model(load_model(m, device="cpu"), ds.test.load([0, 1]), ds.num_classes)
-    checked_reference(options.get("reference"), method, ds, options.get("rate", RATE),
-                      options.get("ladder"))
+        net = load_model(m, device="cpu")
+        check_model(net, ds.test.load([0, 1]), ds.num_classes)
+        checked_reference(options.get("reference"), method, ds, options.get("rate", RATE),
+                          options.get("ladder"), parameter_count(net))
     out = Path(out)
     names = model_names(models)
     kwargs = {"data": str(data), "method": method, "seed": seed, "device": device, **options}
