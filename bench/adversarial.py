@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from classwise.search.reveal import reveal
 from common import CACHE, ROOT, cached_model, command, machine, meta, save, table
 
 from classwise.compare import compare
@@ -34,7 +35,6 @@ from classwise.fileio import save_figure
 from classwise.report.figures import DPI
 from classwise.results import RevealResult
 from classwise.search.config import make_config
-from classwise.search.reveal import reveal
 
 PICTURES = ROOT.parent / "docs" / "img"
 BUDGET = 0.05

@@ -46,9 +46,10 @@ def synthetic(classes: int, size: int, seed: int = 0):
 def one_scale_run(classes: int, size: int, searched: int, batched: bool,
                   max_batch: int) -> dict:
     """Time the search of ``searched`` classes; runs inside its own process."""
+    from classwise.search.reveal import Searcher
+
     from classwise.models import create_model
     from classwise.search.config import make_config
-    from classwise.search.reveal import Searcher
 
     torch.manual_seed(0)
     data = synthetic(classes, size)

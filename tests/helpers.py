@@ -12,7 +12,7 @@ from torch import nn
 from classwise.data import load_data
 from classwise.data.base import ArraySplit, Dataset
 from classwise.results import RevealResult
-from classwise.search.reveal import reveal
+from classwise.reveal import reveal
 from classwise.training import TrainedModel, train
 
 SMALL = {"max_steps": 10, "canvas_candidates": 2}

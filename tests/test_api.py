@@ -26,7 +26,8 @@ def figures(result: RevealResult) -> list[tuple[float, ...]]:
 def test_public_names():
     for name in classwise.__all__:
         assert getattr(classwise, name) is not None
-    assert classwise.reveal is importlib.import_module("classwise.search.reveal").reveal
+    assert classwise.reveal is importlib.import_module("classwise.reveal.run").reveal
+    assert classwise.find_patterns is importlib.import_module("classwise.search.find").find_patterns
     assert classwise.evaluate is evaluate
 
 
@@ -78,7 +79,8 @@ def test_evaluate_refuses_a_folder_without_a_run(tmp_path):
         evaluate(tmp_path, tiny_model(), digits())
 
 
-@pytest.mark.parametrize("module", ["classwise.data", "classwise.search.reveal"])
+@pytest.mark.parametrize("module", ["classwise.data", "classwise.reveal.run",
+                                    "classwise.search.find", "classwise.search.objectives"])
 def test_docstring_examples_run(module):
     outcome = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert outcome.attempted > 0

@@ -10,7 +10,7 @@ from classwise.compare import compare
 from classwise.errors import UsageError
 from classwise.models import create_model
 from classwise.results import RevealResult
-from classwise.search.reveal import reveal
+from classwise.reveal import reveal
 from classwise.seeding import seed_everything
 
 

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from classwise import merge, reveal, scale, scan_models, train
+from classwise import merge, reveal, scan_models, train
 from classwise.cli import main
 from classwise.errors import UsageError
-from classwise.scale import parse_shard, shard_classes
+from classwise.reveal import run
+from classwise.reveal.shards import parse_shard, shard_classes
 from classwise.scan.zoo import model_names
 
 SETTINGS = dict(pixels=4, seed=1, show_progress=False, max_steps=6, canvas_candidates=2,
@@ -85,13 +86,13 @@ def test_a_local_ray_run_equals_a_local_run_and_resumes_its_chunks(model_dir, lo
     fanned = reveal(model_dir, "digits", classes="0,1,2", executor="ray", checkpoint=ckpt,
                     **SETTINGS)
     same(fanned, local)
-    chunks = sorted(ckpt.glob("chunk_ray-*.pt"))
+    chunks = sorted(ckpt.glob("chunk_part-*.pt"))
     assert len(chunks) >= 1
     chunks[0].unlink()  # as if the run had stopped before this chunk came back
     searched = []
-    real = scale.ray_map
-    monkeypatch.setattr(scale, "ray_map", lambda fn, calls, *a: (searched.extend(
-        c["classes"] for c in calls), real(fn, calls, *a)))
+    real = run.execute
+    monkeypatch.setattr(run, "execute", lambda worker, spec, tasks, *a, **k: (
+        searched.extend(tasks), real(worker, spec, tasks, *a, **k)))
     resumed = reveal(model_dir, "digits", classes="0,1,2", executor="ray", checkpoint=ckpt,
                      resume=True, **SETTINGS)
     same(resumed, local)

@@ -16,13 +16,15 @@ from classwise.errors import ClasswiseError, RunError, UsageError
 from classwise.evaluation.transfer import evaluate
 from classwise.models import load_model
 from classwise.results import RevealResult
-from classwise.scale import merge
+from classwise.reveal import merge, reveal
 from classwise.scan import ScanResult, scan, scan_models
-from classwise.search.reveal import reveal
+from classwise.search import FoundPatterns, find_patterns
+from classwise.sources import DataSource, ModelSource
 from classwise.training import train
 
 __version__ = "0.1.0"
 
-__all__ = ["ClasswiseError", "CompareResult", "Dataset", "RevealResult", "RunError",
-           "ScanResult", "Split", "UsageError", "compare", "demo", "evaluate", "load_data",
-           "load_model", "merge", "reveal", "scan", "scan_models", "train"]
+__all__ = ["ClasswiseError", "CompareResult", "DataSource", "Dataset", "FoundPatterns",
+           "ModelSource", "RevealResult", "RunError", "ScanResult", "Split", "UsageError",
+           "compare", "demo", "evaluate", "find_patterns", "load_data", "load_model", "merge",
+           "reveal", "scan", "scan_models", "train"]

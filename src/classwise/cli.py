@@ -69,22 +69,20 @@ def _executor_args(p: argparse.ArgumentParser, what: str) -> argparse._ArgumentG
     return g
 
 
-def _paths_only(args: argparse.Namespace, what: str) -> None:
-    """Refuse the options that build a model or data set in this process: ``what`` hands
-    the paths on as given (to Ray workers, or to one scan per model)."""
-    if args.weights or args.mean or args.std or args.image_size:
-        raise UsageError(f"{what} takes the model and data paths as given; drop "
-                         "--weights/--mean/--std/--image-size or run one model locally")
+def _sources(args: argparse.Namespace):
+    """The model and data the arguments name, as sources any process can open."""
+    from classwise.sources import data_source, model_source
+
+    model = args.model if isinstance(args.model, str) else args.model[0]
+    return (model_source(model, args.weights, args.mean, args.std),
+            data_source(args.data, args.image_size))
 
 
 def _load(args: argparse.Namespace):
-    from classwise.data import load_data
-    from classwise.models import load_model
-
-    data = load_data(args.data, image_size=args.image_size)
-    model = load_model(args.model, device=args.device, weights=args.weights, mean=args.mean,
-                       std=args.std, image_shape=data.image_shape, num_classes=data.num_classes)
-    return model, data
+    """The model and data the arguments name, opened here."""
+    model, data = _sources(args)
+    opened = data.open()
+    return model.open(opened, args.device), opened
 
 
 def _finish(result: Any, out: Path) -> None:
@@ -188,15 +186,12 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
 
 
 def run_reveal(args: argparse.Namespace) -> None:
+    from classwise.reveal import reveal
     from classwise.runs import check_out
     from classwise.search.checkpoint import DIRNAME
-    from classwise.search.reveal import reveal
 
     out = check_out(args.out, args.force, args.resume)
-    model, data = _load(args)
-    if args.executor == "ray":
-        _paths_only(args, "--executor ray")
-        model, data = args.model, args.data  # every worker opens them itself
+    model, data = _sources(args)
     if args.force and not args.resume:
         shutil.rmtree(out / DIRNAME, ignore_errors=True)
     result = reveal(model, data, classes=args.classes, budget=args.budget, pixels=args.pixels,
@@ -262,8 +257,8 @@ def add_merge(sub: argparse._SubParsersAction) -> Handler:
 
 
 def run_merge(args: argparse.Namespace) -> None:
+    from classwise.reveal import merge
     from classwise.runs import check_out, summary_table
-    from classwise.scale import merge
 
     out = check_out(args.out, args.force)
     result = merge(args.runs, out)
@@ -284,8 +279,8 @@ def add_scan(sub: argparse._SubParsersAction) -> Handler:
                    "there (median over several) instead of with the other classes")
     _common(p)
     _out(p)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted scan of "
-                   "several models in --out")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted scan in "
+                   "--out")
     _executor_args(p, "fan the models out over a Ray cluster")
     return run_scan
 
@@ -293,11 +288,15 @@ def add_scan(sub: argparse._SubParsersAction) -> Handler:
 def run_scan(args: argparse.Namespace) -> None:
     from classwise.runs import check_out
     from classwise.scan import scan, scan_models
+    from classwise.search.checkpoint import DIRNAME
 
     out = check_out(args.out, args.force, args.resume)
-    if len(args.model) > 1 or args.executor == "ray" or args.resume:
-        _paths_only(args, "a scan of several models, --executor ray or --resume")
-        rows = scan_models(args.model, args.data, out, method=args.method, seed=args.seed,
+    model, data = _sources(args)
+    if len(args.model) > 1 or args.executor == "ray":
+        if args.weights or args.mean or args.std:
+            raise UsageError("a scan of several models opens each model file as it is; drop "
+                             "--weights/--mean/--std or scan one model at a time")
+        rows = scan_models(args.model, data, out, method=args.method, seed=args.seed,
                            device=args.device, executor=args.executor,
                            ray_address=args.ray_address, resume=args.resume,
                            show_progress=not args.no_progress, reference=args.reference)
@@ -305,12 +304,13 @@ def run_scan(args: argparse.Namespace) -> None:
         print(f"{len(rows)} models scanned, {len(flagged)} backdoored"
               f"{': ' + ', '.join(flagged) if flagged else ''}; see {out / 'zoo.json'}")
         return
-    args.model = args.model[0]
-    model, data = _load(args)
+    if args.force and not args.resume:
+        shutil.rmtree(out / DIRNAME, ignore_errors=True)
     result = scan(model, data, method=args.method, seed=args.seed, device=args.device,
-                  show_progress=not args.no_progress, model_name=args.model,
-                  reference=args.reference)
+                  show_progress=not args.no_progress, model_name=args.model[0],
+                  reference=args.reference, checkpoint=out / DIRNAME, resume=args.resume)
     result.save(out)
+    shutil.rmtree(out / DIRNAME, ignore_errors=True)
     print(result.verdict_line(out))
 
 

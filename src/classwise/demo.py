@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from classwise.results import RevealResult
-from classwise.search.reveal import reveal
+from classwise.reveal import reveal
 from classwise.training import train
 
 

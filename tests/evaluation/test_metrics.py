@@ -10,8 +10,8 @@ from torch import nn
 
 from classwise.data.base import ArraySplit, Dataset
 from classwise.errors import UsageError
+from classwise.evaluation.measure import evaluate_pattern
 from classwise.evaluation.metrics import other_class_indices, predictive_power, random_pattern
-from classwise.results import evaluate_pattern
 
 
 class CornerModel(nn.Module):

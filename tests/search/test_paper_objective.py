@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from classwise.data.base import ArraySplit
 from classwise.search.config import make_config
-from classwise.search.engine import Rows, objective, optimise, steps_for
-from classwise.search.pools import ImageSource, RowSampler
+from classwise.search.engine import MaskSearch, steps_for, total_loss
+from classwise.search.objectives import make_objective
+from classwise.search.rows import Rows, RowSampler, TensorBank
 
 WEIGHT = np.array([[1.0, -2.0, 0.5, 3.0],
                    [-1.5, 2.5, 4.0, -3.0]])
@@ -54,6 +54,10 @@ def rows_of(n: int = 1) -> Rows:
     samplers = [RowSampler(np.arange(len(SEARCH)), seed=0, target=TARGET, slot=i)
                 for i in range(n)]
     return Rows(torch.full((n,), TARGET), canvases, samplers)
+
+
+def objective(model, masks, rows, x, cfg):
+    return total_loss(model, make_objective(cfg), masks, rows, x)
 
 
 def search_batch(n: int = 1) -> torch.Tensor:
@@ -100,10 +104,10 @@ def test_objective_of_rows_is_their_sum():
 def test_one_step_moves_each_entry_by_the_sign_step(start):
     """One batch of 4 (the whole search set): m <- clip(m - 0.02 * sign(grad), 0, 1)."""
     cfg = replace(make_config("paper"), epochs=None, max_steps=1)
-    split = ArraySplit(SEARCH.reshape(4, 1, 2, 2).astype(np.float32), np.zeros(4, np.int64))
-    source = ImageSource(split, np.arange(4), torch.device("cpu"))
+    bank = TensorBank(torch.tensor(SEARCH, dtype=torch.float32).view(4, 1, 2, 2),
+                      torch.device("cpu"))
     mask = torch.tensor(start, dtype=torch.float32)[None]
-    moved, _ = optimise(linear_model(), rows_of(), mask, source, cfg, k=2)
+    moved, _ = MaskSearch(linear_model(), rows_of(), mask, bank, cfg, k=2).run()
 
     _, grad = loss_and_grad_by_hand(start)
     sign = np.sign(grad)

@@ -7,7 +7,7 @@ import pytest
 from helpers import SMALL, digits, tiny_model
 
 from classwise.results import RevealResult
-from classwise.search.reveal import reveal
+from classwise.reveal import reveal
 
 
 def run(seed: int = 0, classes: str = "0,1,2", **how) -> RevealResult:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from helpers import digits, recording_digits, tiny_model
 
-from classwise.search.pools import CANVAS_SHARE, ImageSource, RowSampler, partition
-from classwise.search.reveal import reveal
+from classwise.reveal import reveal
+from classwise.reveal.pools import CANVAS_SHARE, SplitBank, partition
+from classwise.search.rows import RowSampler
 
 
 def test_partition_is_disjoint_covering_and_per_class():
@@ -29,13 +30,13 @@ def test_partition_keeps_a_canvas_for_a_tiny_class():
     assert list(pools.canvas_candidates(np.array([0, 0, 0, 0, 0, 1]), 1)) == [5]
 
 
-def test_row_sampler_streams_only_other_classes_of_the_search_pool():
-    labels = digits().train.labels
-    pools = partition(labels)
-    sampler = RowSampler(pools.search_for(labels, 4), seed=0, target=4, slot=0, val_images=50)
+def test_row_sampler_streams_only_the_positions_it_is_given():
+    labels = digits().train.labels[partition(digits().train.labels).search]
+    others = np.flatnonzero(labels != 4)
+    sampler = RowSampler(others, seed=0, target=4, slot=0, val_images=50)
     drawn = np.concatenate([sampler.next(32) for _ in range(60)])  # > one epoch
     for idx in (drawn, sampler.val):
-        assert np.isin(idx, pools.search).all()
+        assert np.isin(idx, others).all()
         assert (labels[idx] != 4).all()
     assert np.intersect1d(sampler.val, sampler.train).size == 0
     assert np.intersect1d(drawn, sampler.val).size == 0
@@ -43,9 +44,10 @@ def test_row_sampler_streams_only_other_classes_of_the_search_pool():
 
 @pytest.fixture(scope="module")
 def spied_run():
-    """A reveal of classes 0 and 5 that records every sampler, batch and image it touched."""
+    """A reveal of classes 0 and 5 that records every sampler, batch and search image it
+    touched (as indices of the training split)."""
     made, drawn, loaded = {}, [], []
-    init, nxt, call = RowSampler.__init__, RowSampler.next, ImageSource.__call__
+    init, nxt, take = RowSampler.__init__, RowSampler.next, SplitBank.take
 
     def spy_init(self, indices, seed, target, *args, **kwargs):
         init(self, indices, seed, target, *args, **kwargs)
@@ -56,14 +58,14 @@ def spied_run():
         drawn.append((id(self), batch))
         return batch
 
-    def spy_call(self, indices):
-        loaded.append(np.asarray(indices).reshape(-1))
-        return call(self, indices)
+    def spy_take(self, positions):
+        loaded.append(self.indices[np.asarray(positions).reshape(-1)])
+        return take(self, positions)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(RowSampler, "__init__", spy_init)
         mp.setattr(RowSampler, "next", spy_next)
-        mp.setattr(ImageSource, "__call__", spy_call)
+        mp.setattr(SplitBank, "take", spy_take)
         data = recording_digits()
         result = reveal(tiny_model(), data, classes="0,5", pixels=4, show_progress=False,
                         canvas_candidates=3, max_steps=10)
@@ -86,14 +88,14 @@ def test_reveal_searches_other_classes_of_the_search_pool_only(spied_run):
     labels = data.train.labels
     pools = partition(labels)
     assert {t for t, _ in made.values()} == {0, 5} and drawn
-    for key, batch in drawn:
+    for key, batch in drawn:  # the streams hold positions in the search pool
         target, _ = made[key]
-        assert (labels[batch] != target).all()
-        assert np.isin(batch, pools.search).all()
+        assert (labels[pools.search[batch]] != target).all()
     for target, sampler in made.values():
-        assert len(sampler.val) > 0 and (labels[sampler.val] != target).all()
-        assert np.isin(sampler.val, pools.search).all()
+        assert len(sampler.val) > 0 and (labels[pools.search[sampler.val]] != target).all()
     assert np.isin(np.concatenate(loaded), pools.search).all()
+    # and every training image the run read is a search image or a canvas candidate
+    assert np.isin(data.train.all_loaded(), np.concatenate([pools.search, pools.canvas])).all()
 
 
 def test_reveal_measures_on_the_test_split(spied_run):

@@ -10,9 +10,10 @@ from torch import nn
 from classwise.data import load_data
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
+from classwise.evaluation.measure import evaluate_pattern, make_examples
 from classwise.evaluation.shape import shape_figures
 from classwise.models import check_model, load_model
-from classwise.results import RevealResult, evaluate_pattern, make_examples
+from classwise.results import RevealResult
 from classwise.versions import versions
 
 

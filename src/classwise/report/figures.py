@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from classwise.errors import UsageError
+from classwise.evaluation.measure import Examples
 from classwise.fileio import save_figure, write_bytes
 
 MIN_PICTURE_SIZE = 128
@@ -28,23 +28,6 @@ PLAIN_COLOUR = "#6b8fb5"
 MASK_CMAP = "inferno"
 GREY_BACKGROUND = (0.56, 0.73, 0.91)
 DPI = 150
-
-
-@dataclass(frozen=True)
-class Examples:
-    """Images before and after stamping a pattern, with the model's predictions.
-
-    ``before`` and ``after`` are ``(m, C, H, W)``; ``pred_before`` and ``pred_after`` are
-    ``(m,)`` class indices named by ``class_names``. After-predictions equal to ``target``
-    (the pattern's class) are highlighted; with ``target=None`` none are.
-    """
-
-    before: np.ndarray
-    after: np.ndarray
-    pred_before: np.ndarray
-    pred_after: np.ndarray
-    class_names: Sequence[str]
-    target: int | None = None
 
 
 def _image(image: np.ndarray) -> np.ndarray:

@@ -37,23 +37,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from classwise.data import load_data
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
+from classwise.evaluation.measure import class_figures, evaluate_pattern, make_examples
 from classwise.fileio import write_json
-from classwise.models import check_model, load_model, parameter_count, resolve_device
+from classwise.models import check_model, parameter_count, resolve_device
 from classwise.progress import progress
-from classwise.results import RevealResult, evaluate_pattern, make_examples
+from classwise.results import RevealResult
+from classwise.reveal.canvas import CanvasBank, candidates_for, parse_canvas
+from classwise.reveal.pools import SplitBank, partition
 from classwise.scan.mad import CONSISTENCY, THRESHOLD, anomaly_index
 from classwise.scan.neural_cleanse import neural_cleanse
 from classwise.scan.reference import reference_log_sizes
-from classwise.search.canvas import candidates_for, parse_canvas
+from classwise.search.checkpoint import Checkpoint
 from classwise.search.config import SearchConfig, make_config
-from classwise.search.engine import MaskSearch, Rows, fooling_rate, initial_masks
+from classwise.search.find import Engine
 from classwise.search.ops import project_budget, topk_mask
-from classwise.search.pools import ImageSource, partition
-from classwise.search.reveal import Searcher, chunks, rows_per_pass
-from classwise.seeding import rng, seed_everything
+from classwise.search.rows import Rows
+from classwise.seeding import rng
+from classwise.sources import DataSource, ModelSource, data_source, fingerprint, model_source
+from classwise.versions import versions
 
 METHODS = ("classwise", "neural-cleanse")
 RATE = 0.8
@@ -157,11 +160,12 @@ class ScanResult:
         return self.reveal.save(out, pictures=pictures)
 
 
-def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str = "classwise",
-         seed: int = 0, device: str | None = None, show_progress: bool = True,
-         rate: float = RATE, ladder: list[int] | None = None, canvas: str = CANVAS,
-         nc_images: int = NC_IMAGES, model_name: str | None = None,
-         reference: Sequence[str | Path] | None = None, **overrides: Any) -> ScanResult:
+def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset | DataSource,
+         method: str = "classwise", seed: int = 0, device: str | None = None,
+         show_progress: bool = True, rate: float = RATE, ladder: list[int] | None = None,
+         canvas: str = CANVAS, nc_images: int = NC_IMAGES, model_name: str | None = None,
+         reference: Sequence[str | Path] | None = None, checkpoint: str | Path | None = None,
+         resume: bool = False, **overrides: Any) -> ScanResult:
     """Scan every class of ``model`` on ``data`` for a backdoor with ``method``.
 
     ``classwise``: the fewest pixels reaching ``rate`` on held-out search images, per
@@ -171,32 +175,35 @@ def scan(model: str | Path | nn.Module, data: str | Path | Dataset, method: str 
     ``nc_images`` search-pool images. Both flag classes by the MAD rule. ``reference``:
     ``classwise`` scan folders of clean models of the same data; each class's
     ``log(pixels_to_reach)`` is then taken relative to the references' median for that
-    class before the rule (:mod:`classwise.scan.reference`).
+    class before the rule (:mod:`classwise.scan.reference`). With ``checkpoint`` (a
+    folder) a ``classwise`` scan saves its ladder as it climbs; ``resume=True`` continues
+    it to the result an uninterrupted scan gives.
     """
     if method not in METHODS:
         raise UsageError(f"unknown scan method {method!r}; choose {' or '.join(METHODS)}")
     if not 0 < rate <= 1:
         raise UsageError(f"rate {rate} is outside (0, 1]; use a share such as 0.8")
-    ds = load_data(data)
-    net = load_model(model, device=device)
+    source = model_source(model)
+    ds = data_source(data).open()
+    net = source.open(ds, device)
     dev = resolve_device(net, device)
     check_model(net, ds.test.load([0, 1]), ds.num_classes)
     parameters = parameter_count(net)
     ref = checked_reference(reference, method, ds, rate, ladder, parameters)
-    seed_everything(seed)
-    settings = {"model": model_name or (type(model).__name__ if isinstance(model, nn.Module)
-                                        else str(model)),
-                "parameters": parameters, "data": ds.name, "method": method, "seed": seed,
-                "device": str(dev)}
+    settings = {"model": model_name or source.name, "parameters": parameters, "data": ds.name,
+                "method": method, "seed": seed, "device": str(dev)}
     if method == "neural-cleanse":
         return _neural_cleanse(net, ds, dev, seed, nc_images, show_progress, settings)
     cfg = make_config("default", canvas=canvas, **{**SEARCH, **overrides})
     parse_canvas(cfg.canvas)
     steps = _ladder(ladder, ds.image_shape)
-    return _classwise(net, ds, dev, seed, rate, steps, cfg, show_progress, ref,
-                      {**settings, "rate": rate, "ladder": steps, "min_factor": MIN_FACTOR,
-                       "search": cfg.to_dict(),
-                       "reference": [str(p) for p in reference or []]})
+    settings = {**settings, "rate": rate, "ladder": steps, "min_factor": MIN_FACTOR,
+                "search": cfg.to_dict(), "reference": [str(p) for p in reference or []]}
+    ckpt = None
+    if checkpoint is not None:
+        ckpt = Checkpoint(checkpoint, {**settings, **fingerprint(net, ds)}, resume)
+        ckpt.start()
+    return _classwise(net, ds, dev, seed, rate, steps, cfg, show_progress, ref, settings, ckpt)
 
 
 def checked_reference(reference: Sequence[str | Path] | None, method: str, ds: Dataset,
@@ -243,68 +250,116 @@ class _Rung:
 
 def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float,
                ladder: list[int], cfg: SearchConfig, show_progress: bool,
-               ref: np.ndarray | None, settings: dict[str, Any]) -> ScanResult:
+               ref: np.ndarray | None, settings: dict[str, Any],
+               checkpoint: Checkpoint | None) -> ScanResult:
     """Climb the budget ladder; each class stops at the first budget that reaches ``rate``.
 
-    Every (class, canvas) row keeps its mask from budget to budget: the search at ``k``
-    starts from the mask found at the budget before plus half the gradient saliency, so a
-    trigger found with few pixels is kept and completed rather than searched anew. ``ref``
-    (per-class reference log sizes) is subtracted from the log sizes before the MAD rule.
+    Every (class, canvas) row keeps its mask and its image stream from budget to budget:
+    the search at ``k`` starts from the mask found at the budget before plus half the
+    gradient saliency, so a trigger found with few pixels is kept and completed rather than
+    searched anew. ``ref`` (per-class reference log sizes) is subtracted from the log sizes
+    before the MAD rule. With a ``checkpoint`` the ladder is saved after every budget and
+    within one as the engine goes.
     """
-    searcher = Searcher(net, ds, cfg, ladder[0], seed, dev,
-                        rows_per_pass(cfg, ds.image_shape, None), show_progress)
+    pools = partition(ds.train.labels)
     cands = [c for t in range(ds.num_classes) for c in
-             candidates_for(t, cfg.canvas, cfg.canvas_candidates, searcher.pools,
-                            ds.train.labels)]
-    rows = searcher.rows(cands)
-    masks = torch.zeros(len(cands), *ds.image_shape[1:], device=dev)
-    rates = torch.zeros(len(cands))
-    tried: dict[int, list[_Rung]] = {t: [] for t in range(ds.num_classes)}
+             candidates_for(t, cfg.canvas, cfg.canvas_candidates, pools, ds.train.labels)]
+    engine = Engine(net, CanvasBank(cands, ds, seed, dev), torch.tensor([c.target for c in cands]),
+                    SplitBank(ds.train, pools.search, dev), ds.train.labels[pools.search], seed,
+                    dev, checkpoint=checkpoint)
+    rows = engine.rows(list(range(len(cands))), cfg)
+    ladder_state = _Ladder(torch.zeros(len(cands), *ds.image_shape[1:], device=dev),
+                           torch.zeros(len(cands)), {t: [] for t in range(ds.num_classes)}, set())
+    done = [k for k in ladder if checkpoint and checkpoint.finished(f"ladder-{k}") is not None]
+    if done:
+        ladder_state = checkpoint.finished(f"ladder-{done[-1]}")
+        ladder_state.masks = ladder_state.masks.to(dev)
+        rows.load_state_dict(ladder_state.samplers)
+    state = ladder_state
     bar = progress(total=len(ladder) * ds.num_classes, enabled=show_progress,
                    desc="budget ladder", unit="class-budget")
-    dropped: set[int] = set()
-    for k in ladder:
+    for k in ladder[len(done):]:
         live = [i for i, c in enumerate(cands)
-                if i not in dropped and _climbing(tried[c.target], rate)]
-        for sl in chunks(len(live), searcher.per_pass):
-            idx = live[sl]
-            sub = rows.take(idx)
-            start = initial_masks(net, sub, searcher.source, cfg, k)
-            start = project_budget(masks[idx] + 0.5 * start, k)
-            masks[idx], held_out = MaskSearch(net, sub, start, searcher.source, cfg, k).run()
-            rates[idx] = (held_out if held_out is not None else
-                          fooling_rate(net, topk_mask(masks[idx], k), sub, searcher.source))
+                if i not in state.dropped and _climbing(state.tried[c.target], rate)]
+        if live:
+            _climb(engine, rows, state, live, cfg, k)
         for t in sorted({cands[i].target for i in live}):
             own = [i for i in live if cands[i].target == t]
-            best = max(own, key=lambda i: rates[i])
-            if rates[best] >= WEAK_FROM:
-                dropped.update(i for i in own if rates[i] < rates[best] / 2)
-            reached = float(rates[best]) >= rate
-            pixels, kept_rate = (_fewest(net, masks[best], rows.take([best]), searcher.source,
-                                         rate, k, float(rates[best]))
-                                 if reached else (k, float(rates[best])))
-            tried[t].append(_Rung(k, float(rates[best]), masks[best].cpu().numpy(),
-                                  cands[best], pixels, kept_rate))
-            bar.update(1 if not reached else 1 + len(ladder) - len(tried[t]))
+            best = max(own, key=lambda i: state.rates[i])
+            best_rate = float(state.rates[best])
+            if best_rate >= WEAK_FROM:
+                state.dropped.update(i for i in own if state.rates[i] < best_rate / 2)
+            reached = best_rate >= rate
+            pixels, kept_rate = (_fewest(engine, state.masks[best], rows.take([best]), rate, k,
+                                         best_rate) if reached else (k, best_rate))
+            state.tried[t].append(_Rung(k, best_rate, state.masks[best].cpu().numpy(),
+                                        cands[best], pixels, kept_rate))
+            bar.update(1 if not reached else 1 + len(ladder) - len(state.tried[t]))
+        if checkpoint:
+            state.samplers = rows.state_dict()
+            checkpoint.save_finished(f"ladder-{k}", state)
     bar.close()
     total = ds.image_shape[1] * ds.image_shape[2]
+    tried = state.tried
     values = np.array([_pixels_to_reach(tried[t], rate, total) for t in tried])
     index_of = ("log(pixels_to_reach)" if ref is None else
                 "log(pixels_to_reach) - median reference log(pixels_to_reach)")
-    result = RevealResult.empty(ds, ladder[-1], {**settings, "index_of": index_of})
-    extra = []
-    for t, rungs in tried.items():
-        kept = rungs[-1]
-        result.add([t], kept.mask[None], [kept.candidate], 0.0, net, ds, kept.pixels, seed,
-                   curve=False)
-        extra.append({"reached": kept.rate >= rate, "search_rate": kept.kept_rate,
+    kept = [rungs[-1] for rungs in tried.values()]
+    patterns = np.stack([topk_mask(torch.from_numpy(r.mask)[None], r.pixels)[0].numpy()
+                         for r in kept])
+    canvases = CanvasBank([r.candidate for r in kept], ds, seed, torch.device("cpu")).take(
+        np.arange(len(kept))).numpy()
+    records, examples, extra = [], {}, []
+    for t, rungs, canvas, pattern in zip(tried, tried.values(), canvases, patterns,
+                                         strict=True):
+        last = rungs[-1]
+        records.append({"class": t, "name": ds.class_names[t], **last.candidate.record(),
+                        "pixels": int(pattern.sum()),
+                        **class_figures(net, ds, t, canvas, pattern, seed,
+                                        object_mask=last.candidate.object_mask(ds)),
+                        "seconds": 0.0})
+        examples[t] = make_examples(net, ds, t, canvas, pattern, seed)
+        extra.append({"reached": last.rate >= rate, "search_rate": last.kept_rate,
                       "search_rates": {str(r.k): round(r.rate, 4) for r in rungs}})
         if ref is not None:
             extra[-1]["reference_pixels_to_reach"] = float(np.exp(ref[t]))
+    result = RevealResult(np.arange(ds.num_classes), canvases.astype(np.float32),
+                          np.stack([r.mask for r in kept]).astype(np.float32), patterns,
+                          records, {**settings, "index_of": index_of, "versions": versions()},
+                          list(ds.class_names), examples)
     reached = np.array([e["reached"] for e in extra])
     logs = np.log(values) - (0.0 if ref is None else ref)
     return ScanResult("classwise", "pixels_to_reach", values, reached_index(logs, reached),
                       result.finish(), result.settings, extra)
+
+
+def _climb(engine: Engine, rows: Rows, state: _Ladder, live: list[int], cfg: SearchConfig,
+           k: int) -> None:
+    """Search budget ``k`` for rows ``live`` from the masks ``state`` holds; a retry after
+    running out of memory starts the rows' streams where the first try did."""
+    before = rows.state_dict()
+
+    def attempt() -> None:
+        rows.load_state_dict(before)
+        sub = rows.take(live)
+        start = project_budget(state.masks[live] + 0.5 * engine.start(sub, cfg, k), k)
+        state.masks[live], held_out = engine.optimise(sub, start, cfg, k, f"rung-{k}")
+        state.rates[live] = (held_out if held_out is not None else
+                             engine.rates(sub, topk_mask(state.masks[live], k)))
+
+    engine.retrying(attempt)
+
+
+@dataclass
+class _Ladder:
+    """Where the climb stands: every row's mask and rate, each class's rungs so far, the
+    rows dropped as weak, and (when saved) every row's image stream."""
+
+    masks: torch.Tensor
+    rates: torch.Tensor
+    tried: dict[int, list[_Rung]]
+    dropped: set[int]
+    samplers: list[dict] = field(default_factory=list)
 
 
 def reached_index(log_sizes: np.ndarray, reached: np.ndarray) -> np.ndarray:
@@ -324,8 +379,8 @@ def _climbing(rungs: list[_Rung], rate: float) -> bool:
     return not rungs or rungs[-1].rate < rate
 
 
-def _fewest(net: nn.Module, mask: torch.Tensor, row: Rows, source: ImageSource, rate: float,
-            k: int, rate_at_k: float) -> tuple[int, float]:
+def _fewest(engine: Engine, mask: torch.Tensor, row: Rows, rate: float, k: int,
+            rate_at_k: float) -> tuple[int, float]:
     """The fewest of ``mask``'s top pixels reaching ``rate`` (its top ``k`` do), and their rate.
 
     Bisection over the ranking's length, on the row's held-out search images.
@@ -333,7 +388,7 @@ def _fewest(net: nn.Module, mask: torch.Tensor, row: Rows, source: ImageSource, 
     lo, hi, hi_rate = 0, k, rate_at_k
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        r = float(fooling_rate(net, topk_mask(mask[None], mid), row, source)[0])
+        r = float(engine.rates(row, topk_mask(mask[None], mid))[0])
         if r >= rate:
             hi, hi_rate = mid, r
         else:
@@ -366,8 +421,8 @@ def _neural_cleanse(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, i
     indices = np.sort(rng(seed, 0x5C).choice(pool, min(images, len(pool)), replace=False))
     nc = neural_cleanse(net, ds.train, indices, range(ds.num_classes), seed=seed, device=dev,
                         show_progress=show_progress)
-    result = RevealResult.empty(ds, 0, {**settings, "index_of": "mask_l1",
-                                        "neural_cleanse": nc.settings})
+    result = RevealResult.empty(ds, {**settings, "index_of": "mask_l1",
+                                     "neural_cleanse": nc.settings})
     h, w = ds.image_shape[1:]
     records, patterns = [], []
     for t, mask, canvas, l1 in zip(nc.classes, nc.masks, nc.patterns, nc.l1, strict=True):

@@ -12,15 +12,18 @@ import json
 import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from classwise.data import load_data
+from classwise.data.base import Dataset
 from classwise.errors import UsageError
+from classwise.executors import check_executor, execute
 from classwise.fileio import write_json
 from classwise.models import check_model, load_model, parameter_count
 from classwise.scan.scan import METHODS, RATE, ScanResult, checked_reference, scan
 from classwise.search.checkpoint import DIRNAME, Checkpoint
+from classwise.sources import DataSource, data_source
 
 
 def model_names(models: Sequence[str | Path]) -> list[str]:
@@ -37,7 +40,32 @@ def model_names(models: Sequence[str | Path]) -> list[str]:
     return names
 
 
-def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
+@dataclass(frozen=True)
+class ZooSpec:
+    """A zoo audit as data that travels to workers: the data, the scan's options, and
+    (for a run in this process) the folder of each model's checkpoint."""
+
+    data: DataSource
+    options: dict[str, Any]
+    checkpoints: str | None = None
+    show_progress: bool = False
+
+
+class ScanWorker:
+    """Scans models of one zoo; opens the data once. A task is ``(model, folder name)``."""
+
+    def __init__(self, spec: ZooSpec, data: Dataset | None = None) -> None:
+        self.spec, self.data = spec, data if data is not None else spec.data.open()
+
+    def __call__(self, task: tuple[str, str]) -> ScanResult:
+        model, name = task
+        folder = Path(self.spec.checkpoints) / name if self.spec.checkpoints else None
+        resume = folder is not None and (folder / "run.json").is_file()
+        return scan(model, data=self.data, model_name=model, checkpoint=folder, resume=resume,
+                    show_progress=self.spec.show_progress, **self.spec.options)
+
+
+def scan_models(models: Sequence[str | Path], data: str | Path | DataSource, out: str | Path,
                 method: str = "classwise", seed: int = 0, device: str | None = None,
                 executor: str = "local", ray_address: str | None = None,
                 resume: bool = False, show_progress: bool = True,
@@ -48,15 +76,16 @@ def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
     ``executor="ray"`` scans them in parallel on a Ray cluster (``ray_address``, or a local
     instance). Each row holds the model, its folder under ``out``, the verdict, the flagged
     classes, the largest anomaly index and the verdict line. ``options`` go to
-    :func:`~classwise.scan.scan` for every model.
+    :func:`~classwise.scan.scan` for every model. Run here, a model cut half-way through
+    its scan continues from its own checkpoint on ``resume``.
     """
     if not models:
         raise UsageError("no models to scan; give one or more --model paths")
-    if executor not in ("local", "ray"):
-        raise UsageError(f"unknown executor {executor!r}; use local or ray")
+    check_executor(executor)
     if method not in METHODS:
         raise UsageError(f"unknown scan method {method!r}; choose {' or '.join(METHODS)}")
-    ds = load_data(data)
+    where = data_source(data)
+    ds = where.open()
     for m in models:  # refuse bad input before anything is written
         if not Path(str(m)).exists():
             raise UsageError(f"model {m} does not exist; give TorchScript files or folders "
@@ -67,8 +96,10 @@ def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
                           options.get("ladder"), parameter_count(net))
     out = Path(out)
     names = model_names(models)
-    kwargs = {"data": str(data), "method": method, "seed": seed, "device": device, **options}
-    ckpt = Checkpoint(out / DIRNAME, {"models": [str(m) for m in models], **kwargs}, resume)
+    options = {"method": method, "seed": seed, "device": device, **options}
+    label = where.data if where.portable else ds.name
+    ckpt = Checkpoint(out / DIRNAME, {"models": [str(m) for m in models], "data": label,
+                                      **options}, resume)
     ckpt.start()
     todo = [i for i, name in enumerate(names)
             if not (resume and (out / name / "scan.json").is_file())]
@@ -76,18 +107,16 @@ def scan_models(models: Sequence[str | Path], data: str | Path, out: str | Path,
     def keep(j: int, result: ScanResult) -> None:
         folder = out / names[todo[j]]
         _save_atomically(result, folder)
+        shutil.rmtree(out / DIRNAME / names[todo[j]], ignore_errors=True)
         print(result.verdict_line(folder), flush=True)
 
-    calls = [dict(model=str(models[i]), model_name=str(models[i]), **kwargs) for i in todo]
-    if executor == "ray":
-        from classwise.scale import ray_map
-
-        ray_map(scan, [{**c, "show_progress": False} for c in calls], ray_address, keep)
-    else:
-        for j, call in enumerate(calls):
-            keep(j, scan(**call, show_progress=show_progress))
+    local = executor == "local"
+    spec = ZooSpec(where, options,
+                   str(out / DIRNAME) if local else None, show_progress and local)
+    execute(ScanWorker, spec, [(str(models[i]), names[i]) for i in todo], keep, executor,
+            ray_address, local=ScanWorker(spec, ds) if local else None)
     rows = [_row(m, out / name) for m, name in zip(models, names, strict=True)]
-    write_json(out / "zoo.json", {"data": str(data), "method": method, "seed": seed,
+    write_json(out / "zoo.json", {"data": label, "method": method, "seed": seed,
                                   "backdoored": sum(r["verdict"] == "backdoored" for r in rows),
                                   "models": rows})
     ckpt.remove()

@@ -16,29 +16,34 @@ pattern fools most held-out search images is optimised. Most of its speed comes 
 spending little on anything but the optimisation itself: one finalist, short batches,
 three checks.
 
-``thorough`` is ``default`` plus a top-down search per class (the paper's loss and steps
-from a half mask, batched and checked on held-out images; :func:`topdown_config`), each
-class keeping the pattern that fools more held-out search images. The two searches win on
+``thorough`` is ``default`` followed by the top-down search (:func:`top_down`: the paper's
+loss and steps from a half mask, batched and checked on held-out images), each class
+keeping the pattern that fools more held-out search images. The two searches win on
 different classes; together they beat ``paper`` on mnist5k and on ``shapes``, with a third
 to a fifth of its search time.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 from classwise.errors import UsageError
+from classwise.search.objectives import make_objective
+from classwise.search.optimizers import optimizers
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Every knob of the search. Presets fill them; keyword overrides may change any."""
+    """Every knob of one search. Presets fill them; keyword overrides may change any."""
 
-    objective: Literal["paper", "margin"]
-    """``paper``: alpha * CE + (1 - alpha) * sum(m) / (H*W/2); ``margin``: clamped logit margin
-    with the mask projected onto the pixel budget after each step."""
-    optimizer: Literal["sign", "adam"]
+    objective: str
+    """A registered objective (:mod:`classwise.search.objectives`): ``paper`` is
+    alpha * CE + (1 - alpha) * sum(m) / (H*W/2); ``margin`` the clamped logit margin with
+    the mask projected onto the pixel budget after each step."""
+    optimizer: str
+    """A registered optimiser (:mod:`classwise.search.optimizers`): ``sign`` or ``adam``."""
     step_size: float
     batch_size: int
     epochs: float | None = None
@@ -50,16 +55,19 @@ class SearchConfig:
     cap: float | None = None
     """Images whose target logit trails by more than ``cap`` stop pulling: effort goes to
     the images a few pixels can still flip (margin objective; ``None``: no cap)."""
-    init: Literal["constant", "saliency"] = "constant"
+    init: str = "constant"
+    """``constant`` (every mask value ``init_value``) or ``saliency`` (the budget projection
+    of the loss's gradient at an empty mask)."""
     init_value: float = 0.5
     search_images: int | None = None
     """Search images per class (``None``: every search image of the other classes)."""
     classes_per_pass: int | None = 1
     """Classes optimised together in one forward pass (``None``: as many as fit)."""
     canvas: str = "index:0"
-    """Canvas sources (see :mod:`classwise.search.canvas`): ``index:N``, ``auto``,
+    """Canvas sources (see :mod:`classwise.reveal.canvas`): ``index:N``, ``auto``,
     ``solid:V``, ``noise``, joined by ``+``."""
     canvas_candidates: int = 1
+    """Canvases searched per class: the first ones of its rows."""
     finalists: int = 1
     """Candidates per class kept after screening and optimised; the best is kept."""
     eval_every: int = 0
@@ -67,13 +75,34 @@ class SearchConfig:
     patience: int = 3
     val_images: int = 0
     """Held-out search images per class for canvas choice and early stopping."""
-    topdown: bool = False
-    """Also run the top-down search (:func:`topdown_config`) and keep, per class, whichever
-    pattern fools more held-out search images."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+def top_down(cfg: SearchConfig) -> SearchConfig:
+    """The top-down search that follows ``cfg`` in ``thorough``: the paper's loss and sign
+    steps from a half mask, on the first canvas candidate, 500 steps of 4 images with the
+    best held-out check kept (patience 25). It keeps ``cfg``'s held-out images and checks
+    (``val_images``, ``eval_every``, ``search_images``), loss weights and canvas sources, so
+    both searches of a class are judged on the same images."""
+    return replace(cfg, objective="paper", optimizer="sign", step_size=0.02, batch_size=4,
+                   epochs=None, max_steps=500, init="constant", init_value=0.5,
+                   canvas_candidates=1, finalists=1, patience=25)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A preset: its first search's settings, then the searches derived from them
+    (:data:`FOLLOW_UPS`) that run on the same classes; per class the pattern that fools
+    most held-out search images is kept, an earlier search winning ties."""
+
+    first: str
+    settings: SearchConfig
+    then: tuple[str, ...] = ()
+
+
+FOLLOW_UPS: dict[str, Callable[[SearchConfig], SearchConfig]] = {"top-down": top_down}
 
 DEFAULT = SearchConfig(
     objective="margin", optimizer="adam", step_size=0.1, batch_size=16, max_steps=50,
@@ -81,46 +110,58 @@ DEFAULT = SearchConfig(
     canvas="auto", canvas_candidates=8, finalists=1, eval_every=20, patience=2,
     val_images=50)
 
-PRESETS: dict[str, SearchConfig] = {
-    "paper": SearchConfig(
+PRESETS: dict[str, Preset] = {
+    "paper": Preset("paper", SearchConfig(
         objective="paper", optimizer="sign", step_size=0.02, batch_size=4, epochs=5,
         alpha=0.2, init="constant", init_value=0.5, search_images=1800,
-        classes_per_pass=1, canvas="index:0", canvas_candidates=1),
-    "default": DEFAULT,
-    "thorough": replace(DEFAULT, topdown=True),
+        classes_per_pass=1, canvas="index:0", canvas_candidates=1)),
+    "default": Preset("default", DEFAULT),
+    "thorough": Preset("default", DEFAULT, then=("top-down",)),
 }
 
-TOPDOWN = {"objective": "paper", "optimizer": "sign", "step_size": 0.02, "batch_size": 4,
-           "epochs": None, "max_steps": 500, "init": "constant", "init_value": 0.5,
-           "canvas_candidates": 1, "finalists": 1, "patience": 25, "topdown": False}
-"""The top-down search: the paper's loss and sign steps from a half mask, on the first
-canvas candidate, 500 steps of 4 images with the best held-out check kept."""
+Plan = list[tuple[str, SearchConfig]]
+"""The searches of a run, in order, each with its name."""
 
 
-def topdown_config(cfg: SearchConfig) -> SearchConfig:
-    """The top-down search of ``cfg``: :data:`TOPDOWN` over its held-out and batching
-    settings."""
-    return replace(cfg, **TOPDOWN)
+def make_plan(preset: str = "default", **overrides: Any) -> Plan:
+    """The searches of ``preset``: its first with ``overrides`` applied (``None`` values are
+    ignored), then the follow-ups derived from that."""
+    if preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    chosen = PRESETS[preset]
+    cfg = _checked(replace(chosen.settings, **_valid(overrides)))
+    if chosen.then and not (cfg.eval_every and cfg.val_images):
+        raise UsageError(f"the {preset} preset picks between its searches by held-out search "
+                         "images; set eval_every and val_images above 0")
+    return [(chosen.first, cfg)] + [(name, FOLLOW_UPS[name](cfg)) for name in chosen.then]
 
 
 def make_config(preset: str = "default", **overrides: Any) -> SearchConfig:
-    """The preset's settings with ``overrides`` applied (``None`` values are ignored)."""
-    if preset not in PRESETS:
-        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    """The settings of ``preset``'s first search with ``overrides`` applied."""
+    return make_plan(preset, **overrides)[0][1]
+
+
+def _valid(overrides: dict[str, Any]) -> dict[str, Any]:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "max_steps" in overrides and "epochs" not in overrides:
         overrides["epochs"] = None  # a length in steps replaces the preset's epochs
-    fields = set(SearchConfig.__dataclass_fields__)
-    unknown = sorted(set(overrides) - fields)
+    names = {f.name for f in fields(SearchConfig)}
+    unknown = sorted(set(overrides) - names)
     if unknown:
         raise UsageError(f"unknown search setting(s) {', '.join(unknown)}; valid ones are "
-                         f"{', '.join(sorted(fields))}")
-    cfg = replace(PRESETS[preset], **overrides)
+                         f"{', '.join(sorted(names))}")
+    return overrides
+
+
+def _checked(cfg: SearchConfig) -> SearchConfig:
     if cfg.batch_size < 1:
         raise UsageError(f"batch size {cfg.batch_size} must be at least 1")
     if cfg.epochs is None and not cfg.max_steps:
         raise UsageError("give the search a length: epochs or max_steps")
-    if cfg.topdown and not (cfg.eval_every and cfg.val_images):
-        raise UsageError("topdown picks by held-out search images; set eval_every and "
-                         "val_images above 0")
+    if cfg.init not in ("constant", "saliency"):
+        raise UsageError(f"unknown init {cfg.init!r}; use constant or saliency")
+    make_objective(cfg)
+    if cfg.optimizer not in optimizers():
+        raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose one of "
+                         f"{', '.join(optimizers())}")
     return cfg

@@ -17,7 +17,7 @@ import torch
 
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
-from classwise.search.pools import Pools
+from classwise.reveal.pools import Pools
 from classwise.seeding import generator
 
 NAMED_SOLIDS = {"white": 1.0, "black": 0.0, "grey": 0.5, "gray": 0.5}
@@ -35,16 +35,18 @@ class Candidate:
     """``train`` (an image of the canvas pool), ``solid`` or ``noise``."""
     train_index: int | None = None
     value: float | None = None
-    search: str | None = None
-    """With the ``thorough`` preset, the search whose pattern was kept: ``default`` or
-    ``top-down``."""
 
     def record(self) -> dict:
-        """The canvas fields of ``results.json`` (and ``search``, when set)."""
+        """The canvas fields of ``results.json``."""
         split = {"train": "train", "solid": f"solid:{self.value:g}" if self.value is not None
                  else "solid", "noise": "noise"}[self.source]
-        return {"canvas_split": split, "canvas_index": self.train_index,
-                **({"search": self.search} if self.search else {})}
+        return {"canvas_split": split, "canvas_index": self.train_index}
+
+    def object_mask(self, data: Dataset) -> np.ndarray | None:
+        """The ground-truth object mask (H, W) of a training-image canvas, where ``data``
+        has them."""
+        masks = data.train.object_masks
+        return None if masks is None or self.train_index is None else masks[self.train_index]
 
 
 def parse_canvas(spec: str) -> list[tuple[str, float | int | None]]:
@@ -109,3 +111,18 @@ def canvas_images(cands: list[Candidate], data: Dataset, seed: int) -> torch.Ten
         elif c.source == "noise":
             out[i] = torch.rand(shape, generator=generator(seed, c.target, c.slot, 0x401))
     return out
+
+
+class CanvasBank:
+    """The canvases of ``cands`` as a search bank, loaded when taken."""
+
+    def __init__(self, cands: list[Candidate], data: Dataset, seed: int,
+                 device: torch.device) -> None:
+        self.cands, self.data, self.seed, self.device = cands, data, seed, device
+
+    def __len__(self) -> int:
+        return len(self.cands)
+
+    def take(self, positions: np.ndarray) -> torch.Tensor:
+        chosen = [self.cands[int(p)] for p in np.asarray(positions).reshape(-1)]
+        return canvas_images(chosen, self.data, self.seed).to(self.device)
