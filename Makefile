@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 test: $(DEVSTAMP)
 	-@bash scripts/install-chromium.sh
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: $(DEVSTAMP)
 	$(PY) -m ruff check src tests bench

@@ -9,9 +9,9 @@ The 1,000-class 224 px run searches 64 of its classes in two chunks: enough to s
 peak memory follows the chunk (``--big-max-batch``), not the number of classes.
 
 Each scale configuration runs in its own process so its peak memory (max RSS) is its own.
-The scale part times the search alone (no evaluation) with a fixed, short schedule on a
-randomly initialised small CNN with that many outputs and random images: the cost of
-the search does not depend on what the model learned. Writes bench/results/speed.json.
+The scale part times the search alone (``classwise.find_patterns``, no evaluation) with a
+fixed, short schedule on a randomly initialised small CNN with that many outputs and random
+images: the cost of the search does not depend on what the model learned. Writes bench/results/speed.json.
 """
 
 from __future__ import annotations
@@ -31,35 +31,22 @@ SCALE_STEPS = dict(max_steps=4, eval_every=0, val_images=0, canvas_candidates=1,
                    init="constant", batch_size=8)
 
 
-def synthetic(classes: int, size: int, seed: int = 0):
-    """Random images: 2 training images per class (canvas pool 1, search pool 1), 1 test."""
-    from classwise.data.base import ArraySplit, Dataset
-
-    gen = np.random.default_rng(seed)
-    y_train = np.repeat(np.arange(classes), 2)
-    y_test = np.arange(classes)
-    x = gen.integers(0, 256, (len(y_train) + classes, 1, size, size), dtype=np.uint8)
-    return Dataset(f"random{classes}x{size}", ArraySplit(x[:len(y_train)], y_train),
-                   ArraySplit(x[len(y_train):], y_test))
-
-
 def one_scale_run(classes: int, size: int, searched: int, batched: bool,
                   max_batch: int) -> dict:
-    """Time the search of ``searched`` classes; runs inside its own process."""
-    from classwise.search.reveal import Searcher
-
+    """Time the search of ``searched`` classes on random images (one canvas each, one
+    search image per class); runs inside its own process."""
+    from classwise import find_patterns
     from classwise.models import create_model
-    from classwise.search.config import make_config
 
-    torch.manual_seed(0)
-    data = synthetic(classes, size)
+    gen = torch.Generator().manual_seed(0)
     model = create_model("small-cnn", (1, size, size), classes).eval()
-    cfg = make_config("default", classes_per_pass=None if batched else 1, **SCALE_STEPS)
-    per_pass = max(1, max_batch // cfg.batch_size) if batched else 1
-    searcher = Searcher(model, data, cfg, k=max(1, round(0.05 * size * size)), seed=0,
-                        device=torch.device("cpu"), per_pass=per_pass, show_progress=False)
+    canvases = torch.rand(searched, 1, size, size, generator=gen)
+    images = torch.rand(classes, 1, size, size, generator=gen)
+    per_pass = max(1, max_batch // SCALE_STEPS["batch_size"]) if batched else 1
     start = time.perf_counter()
-    searcher.run(list(range(searched)), cfg.canvas, lambda *a: None)
+    find_patterns(model, canvases, torch.arange(searched), images, torch.arange(classes),
+                  pixels=max(1, round(0.05 * size * size)), device="cpu",
+                  classes_per_pass=per_pass, **SCALE_STEPS)
     seconds = time.perf_counter() - start
     return {"classes": classes, "size": size, "searched": searched,
             "mode": "batched" if batched else "one at a time", "rows_per_pass": per_pass,

@@ -78,6 +78,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 @needs_ray
 def test_a_local_ray_run_equals_a_local_run_and_resumes_its_chunks(model_dir, local_ray,
                                                                    tmp_path, monkeypatch):
@@ -99,6 +100,7 @@ def test_a_local_ray_run_equals_a_local_run_and_resumes_its_chunks(model_dir, lo
     assert len(searched) == 1
 
 
+@pytest.mark.slow
 @needs_ray
 def test_a_zoo_scanned_on_ray_equals_one_scanned_locally(model_dir, local_ray, tmp_path):
     models = [model_dir / "model.ts", model_dir]
@@ -110,3 +112,27 @@ def test_a_zoo_scanned_on_ray_equals_one_scanned_locally(model_dir, local_ray, t
         a, b = (json.loads((tmp_path / run / name / "scan.json").read_text())
                 for run in ("ray", "local"))
         assert a["classes"] == b["classes"] and a["flagged"] == b["flagged"]
+
+
+@pytest.mark.slow
+@needs_ray
+def test_ray_takes_weights_and_normalisation_like_a_local_run(model_dir, local_ray, tmp_path):
+    """A factory model with --weights, --mean and --std: each Ray worker builds it once."""
+    import torch
+
+    from classwise import ModelSource
+    from classwise.models import create_model, load_model
+
+    factory = tmp_path / "net.py"
+    factory.write_text("from classwise.models import create_model\n"
+                       "def build():\n    return create_model('small-cnn', (1, 8, 8), 10)\n")
+    trained = load_model(model_dir, device="cpu")
+    net = create_model("small-cnn", (1, 8, 8), 10)
+    net.load_state_dict({k.removeprefix("model."): v for k, v in trained.state_dict().items()})
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    source = ModelSource(f"{factory}:build", str(tmp_path / "w.pt"), (0.1,), (0.9,))
+    local = reveal(source, "digits", classes="0,1", **SETTINGS)
+    fanned = reveal(source, "digits", classes="0,1", executor="ray", **SETTINGS)
+    same(fanned, local)
+    plain = reveal(model_dir, "digits", classes="0,1", **SETTINGS)
+    assert not np.array_equal(plain.masks, local.masks)  # the normalisation was applied

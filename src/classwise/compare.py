@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from classwise.errors import UsageError
-from classwise.fileio import save_figure, write_json
-from classwise.report.figures import DPI, _show, pattern_picture
+from classwise.fileio import write_json
 from classwise.results import RevealResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FIGURES = ("predictive_power", "no_pattern", "random_pixels", "pixels", "components",
            "largest_component_share", "on_object")
@@ -40,12 +41,14 @@ class CompareResult:
         """Classes found in any run, in index order."""
         return sorted({int(c) for run in self.runs for c in run.classes})
 
-    def _record(self, run: RevealResult, c: int) -> dict[str, Any] | None:
+    def record(self, run: RevealResult, c: int) -> dict[str, Any] | None:
+        """``run``'s record of class ``c`` (None where the run did not search it)."""
         return next((r for r in run.records if int(r["class"]) == c), None)
 
-    def _name(self, c: int) -> str:
+    def name(self, c: int) -> str:
+        """Class ``c``'s name, from the first run that has it."""
         for run in self.runs:
-            if (rec := self._record(run, c)) is not None:
+            if (rec := self.record(run, c)) is not None:
                 return str(rec.get("name", c))
         return str(c)
 
@@ -66,8 +69,8 @@ class CompareResult:
         keys = self._keys()
         rows = []
         for c in self.classes:
-            recs = [self._record(run, c) for run in self.runs]
-            rows.append({"class": c, "name": self._name(c),
+            recs = [self.record(run, c) for run in self.runs]
+            rows.append({"class": c, "name": self.name(c),
                          **{k: [None if r is None else r.get(k) for r in recs] for k in keys}})
         return {
             "data": first.settings.get("data"), "image_shape": list(first.canvases.shape[1:]),
@@ -82,26 +85,14 @@ class CompareResult:
     def figure(self) -> Figure:
         """A row per class; per run a canvas and a pattern column, titled with the run's
         label and mean predictive power. A class a run did not search is left blank."""
-        classes = self.classes
-        power = self.means().get("predictive_power", [None] * len(self.runs))
-        fig = Figure(figsize=(2.3 * len(self.runs) + 0.4, 1.1 * len(classes) + 0.7),
-                     layout="constrained")
-        for j, (sub, run) in enumerate(zip(np.atleast_1d(fig.subfigures(1, len(self.runs))),
-                                           self.runs, strict=True)):
-            mean = "–" if power[j] is None else f"{power[j]:.2f}"
-            sub.suptitle(f"{self.labels[j]}\nmean pp {mean}", fontsize=9)
-            axes = sub.subplots(len(classes), 2, squeeze=False)
-            index = {int(c): i for i, c in enumerate(run.classes)}
-            for row, c in enumerate(classes):
-                _draw_cell(axes[row], run, index.get(c), self._record(run, c))
-                if j == 0:
-                    axes[row, 0].set_ylabel(self._name(c), fontsize=8)
-            axes[0, 0].set_title("canvas", fontsize=8)
-            axes[0, 1].set_title("pattern", fontsize=8)
-        return fig
+        from classwise.report.figures import compare_figure
+
+        return compare_figure(self)
 
     def save(self, out: str | Path) -> Path:
         """Write ``compare.png``, ``compare.json`` and ``report.html`` into ``out``."""
+        from classwise.fileio import save_figure
+        from classwise.report.figures import DPI
         from classwise.report.html import write_compare_report
 
         out = Path(out)
@@ -109,23 +100,6 @@ class CompareResult:
         write_json(out / "compare.json", self.to_json())
         write_compare_report(out)
         return out
-
-
-def _draw_cell(axes: Sequence[Any], run: RevealResult, i: int | None,
-               record: dict[str, Any] | None) -> None:
-    """Canvas and pattern of pattern ``i`` of ``run`` on two axes (blank when ``i`` is None)."""
-    if i is None:
-        for ax in axes:
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_frame_on(False)
-        axes[1].set_xlabel("not searched", fontsize=7, labelpad=1)
-        return
-    canvas = run.canvases[i]
-    _show(axes[0], canvas)
-    _show(axes[1], pattern_picture(canvas, run.patterns[i]))
-    power = (record or {}).get("predictive_power")
-    axes[1].set_xlabel("pp –" if power is None else f"pp {power:.2f}", fontsize=7, labelpad=1)
 
 
 def _load(run: RunSpec) -> tuple[RevealResult, str]:

@@ -75,6 +75,7 @@ def make_folder(root: Path) -> float:
     return float(pixels[np.arange(per_folder) % 64].mean() / 255)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
 def test_a_large_image_folder_is_streamed(tmp_path: Path) -> None:
     start = time.perf_counter()

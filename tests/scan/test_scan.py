@@ -31,6 +31,7 @@ def test_the_poisoned_model_really_is_backdoored(poisoned):
     assert poisoned.meta["clean_test_accuracy"] >= 0.8
 
 
+@pytest.mark.slow
 def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
     result = scan(poisoned.model, digits, show_progress=False)
     assert result.settings["ladder"] == [4, 8]  # 4, 8, 16, ... up to 10% of 64 px, at least 8

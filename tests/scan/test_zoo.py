@@ -30,6 +30,7 @@ def test_names_are_folder_names_or_stems_made_unique():
         ["a", "a-2", "b", "b-2", "weird_name"]
 
 
+@pytest.mark.slow
 def test_every_model_gets_its_scan_and_the_summary_its_verdict(zoo_dirs, tmp_path, capsys):
     assert main(["scan", "--model", *map(str, zoo_dirs), "--data", "digits", "--no-progress",
                  "--out", str(tmp_path)]) == 0
@@ -44,6 +45,7 @@ def test_every_model_gets_its_scan_and_the_summary_its_verdict(zoo_dirs, tmp_pat
     assert "2 models scanned, 1 backdoored: poisoned" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_interrupted_audit_resumes_with_the_models_left(zoo_dirs, tmp_path, monkeypatch):
     calls = []
 

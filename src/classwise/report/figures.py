@@ -11,6 +11,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -19,6 +20,10 @@ from PIL import Image
 
 from classwise.errors import UsageError
 from classwise.evaluation.measure import Examples
+
+if TYPE_CHECKING:
+    from classwise.compare import CompareResult
+    from classwise.results import RevealResult
 from classwise.fileio import save_figure, write_bytes
 
 MIN_PICTURE_SIZE = 128
@@ -270,3 +275,42 @@ def anomaly_figure(classes: Sequence[int], names: Sequence[str],
     ax.legend(fontsize=8, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return fig
+
+
+def compare_figure(result: CompareResult) -> Figure:
+    """A row per class; per run a canvas and a pattern column, titled with the run's
+    label and mean predictive power. A class a run did not search is left blank."""
+    classes = result.classes
+    power = result.means().get("predictive_power", [None] * len(result.runs))
+    fig = Figure(figsize=(2.3 * len(result.runs) + 0.4, 1.1 * len(classes) + 0.7),
+                 layout="constrained")
+    for j, (sub, run) in enumerate(zip(np.atleast_1d(fig.subfigures(1, len(result.runs))),
+                                       result.runs, strict=True)):
+        mean = "–" if power[j] is None else f"{power[j]:.2f}"
+        sub.suptitle(f"{result.labels[j]}\nmean pp {mean}", fontsize=9)
+        axes = sub.subplots(len(classes), 2, squeeze=False)
+        index = {int(c): i for i, c in enumerate(run.classes)}
+        for row, c in enumerate(classes):
+            _draw_cell(axes[row], run, index.get(c), result.record(run, c))
+            if j == 0:
+                axes[row, 0].set_ylabel(result.name(c), fontsize=8)
+        axes[0, 0].set_title("canvas", fontsize=8)
+        axes[0, 1].set_title("pattern", fontsize=8)
+    return fig
+
+
+def _draw_cell(axes: Sequence[Any], run: RevealResult, i: int | None,
+               record: dict[str, Any] | None) -> None:
+    """Canvas and pattern of pattern ``i`` of ``run`` on two axes (blank when ``i`` is None)."""
+    if i is None:
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_frame_on(False)
+        axes[1].set_xlabel("not searched", fontsize=7, labelpad=1)
+        return
+    canvas = run.canvases[i]
+    _show(axes[0], canvas)
+    _show(axes[1], pattern_picture(canvas, run.patterns[i]))
+    power = (record or {}).get("predictive_power")
+    axes[1].set_xlabel("pp –" if power is None else f"pp {power:.2f}", fontsize=7, labelpad=1)
