@@ -1,6 +1,6 @@
 """Built-in architectures: each builds for grey and colour images, gives one logit per class
-and survives TorchScript; ResNet-50 is the CIFAR-style bottleneck 3-4-6-3, and trains and
-loads back like the others."""
+and survives TorchScript; ResNet-50 is the CIFAR-style bottleneck 3-4-6-3; the held-out
+architectures learn digits, and ResNet-50 trains and loads back like the others."""
 
 from __future__ import annotations
 
@@ -57,6 +57,13 @@ def test_resnet50_is_cifar_style_bottleneck_3_4_6_3() -> None:
 
     narrow = create_model("resnet50-narrow", (3, 32, 32), 10)
     assert [b.conv3.out_channels for b in narrow.layers] == [w // 4 for w in outputs]
+
+
+@pytest.mark.parametrize("arch", ["lenet5-bn", "mlp"])
+def test_held_out_architectures_learn_digits(arch: str) -> None:
+    accuracy = train(digits(), arch=arch, epochs=2, show_progress=False).meta[
+        "clean_test_accuracy"]
+    assert accuracy >= 0.7, f"{arch} reached {accuracy:.3f} after 2 epochs (chance 0.1)"
 
 
 def test_resnet50_trains_saves_and_loads_back(tmp_path: Path) -> None:
