@@ -1,6 +1,6 @@
 """Models: built-in architectures and loading of users' classifiers."""
 
-from classwise.models import resnet, small_cnn  # noqa: F401  (register architectures)
+from classwise.models import lenet, mlp, resnet, small_cnn  # noqa: F401  (register architectures)
 from classwise.models.loading import (
     check_model,
     default_device,
