@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,15 @@ from torch import nn
 
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
-from classwise.evaluation.measure import class_figures, make_examples
+from classwise.evaluation.measure import Examples, class_figures, make_examples
 from classwise.evaluation.metrics import other_class_indices
 from classwise.executors import check_executor, execute
 from classwise.models import check_model, resolve_device
 from classwise.results import RevealResult
-from classwise.reveal.canvas import CanvasBank, candidates_for, parse_canvas
+from classwise.reveal.canvas import Candidate, CanvasBank, candidates_for, parse_canvas
 from classwise.reveal.pools import SplitBank, partition
 from classwise.reveal.shards import shard_classes
-from classwise.search.checkpoint import Checkpoint
+from classwise.search.checkpoint import Checkpoint, once
 from classwise.search.config import Plan, make_plan
 from classwise.search.find import Engine, chunks, rows_per_pass
 from classwise.search.ops import pixels_for_budget
@@ -122,23 +123,30 @@ class RevealWorker:
                              found.patterns[rows].numpy(), [found.search[i] for i in rows],
                              found.seconds[rows].tolist())
 
+    def _class(self, t: int, cand: Candidate, canvas: np.ndarray, mask: np.ndarray,
+               pattern: np.ndarray, search: str, seconds: float) -> tuple[dict, Examples]:
+        """One class's record and example images, measured on the test split."""
+        data, seed = self.data, self.spec.seed
+        record = {"class": int(t), "name": data.class_names[t], **cand.record(),
+                  **({"search": search} if len(self.plan) > 1 else {}),
+                  "pixels": int(pattern.sum())}
+        record.update(class_figures(self.model, data, t, canvas, pattern, seed, mask,
+                                    cand.object_mask(data)))
+        record["seconds"] = round(seconds, 3)
+        return record, make_examples(self.model, data, t, canvas, pattern, seed)
+
     def _measure(self, classes: list[int], chosen: list, masks: np.ndarray,
                  patterns: np.ndarray, searches: list[str], seconds: list[float]
                  ) -> RevealResult:
-        data, seed = self.data, self.spec.seed
-        canvases = CanvasBank(chosen, data, seed, torch.device("cpu")).take(
+        """The classes' records and examples (each kept in the checkpoint as it is done)."""
+        data = self.data
+        canvases = CanvasBank(chosen, data, self.spec.seed, torch.device("cpu")).take(
             np.arange(len(chosen))).numpy()
-        records, examples = [], {}
-        for t, cand, canvas, mask, pattern, name, secs in zip(
-                classes, chosen, canvases, masks, patterns, searches, seconds, strict=True):
-            record = {"class": int(t), "name": data.class_names[t], **cand.record(),
-                      **({"search": name} if len(self.plan) > 1 else {}),
-                      "pixels": int(pattern.sum())}
-            record.update(class_figures(self.model, data, t, canvas, pattern, seed, mask,
-                                        cand.object_mask(data)))
-            record["seconds"] = round(secs, 3)
-            records.append(record)
-            examples[int(t)] = make_examples(self.model, data, t, canvas, pattern, seed)
+        rows = zip(classes, chosen, canvases, masks, patterns, searches, seconds, strict=True)
+        measured = [once(self.checkpoint, f"measured-{row[0]}", partial(self._class, *row))
+                    for row in rows]
+        records = [record for record, _ in measured]
+        examples = {int(t): e for t, (_, e) in zip(classes, measured, strict=True)}
         return RevealResult(np.asarray(classes, np.int64), canvases.astype(np.float32),
                             masks.astype(np.float32), patterns, records, {},
                             list(data.class_names), examples)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,12 @@ from torch import nn
 
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
-from classwise.evaluation.measure import class_figures, evaluate_pattern, make_examples
+from classwise.evaluation.measure import (
+    Examples,
+    class_figures,
+    evaluate_pattern,
+    make_examples,
+)
 from classwise.fileio import write_json
 from classwise.models import check_model, parameter_count, resolve_device
 from classwise.progress import progress
@@ -49,7 +55,7 @@ from classwise.reveal.pools import SplitBank, partition
 from classwise.scan.mad import CONSISTENCY, THRESHOLD, anomaly_index
 from classwise.scan.neural_cleanse import neural_cleanse
 from classwise.scan.reference import reference_log_sizes
-from classwise.search.checkpoint import Checkpoint
+from classwise.search.checkpoint import Checkpoint, once
 from classwise.search.config import SearchConfig, make_config
 from classwise.search.find import Engine
 from classwise.search.ops import project_budget, topk_mask
@@ -309,17 +315,15 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
                          for r in kept])
     canvases = CanvasBank([r.candidate for r in kept], ds, seed, torch.device("cpu")).take(
         np.arange(len(kept))).numpy()
-    records, examples, extra = [], {}, []
-    for t, rungs, canvas, pattern in zip(tried, tried.values(), canvases, patterns,
-                                         strict=True):
-        last = rungs[-1]
-        records.append({"class": t, "name": ds.class_names[t], **last.candidate.record(),
-                        "pixels": int(pattern.sum()),
-                        **class_figures(net, ds, t, canvas, pattern, seed,
-                                        object_mask=last.candidate.object_mask(ds)),
-                        "seconds": 0.0})
-        examples[t] = make_examples(net, ds, t, canvas, pattern, seed)
-        extra.append({"reached": last.rate >= rate, "search_rate": last.kept_rate,
+    measured = [once(checkpoint, f"measured-{t}", partial(_measure, net, ds, t, rungs[-1],
+                                                            canvas, pattern, seed))
+                for t, rungs, canvas, pattern in zip(tried, tried.values(), canvases, patterns,
+                                                     strict=True)]
+    records = [record for record, _ in measured]
+    examples = {t: e for t, (_, e) in zip(tried, measured, strict=True)}
+    extra = []
+    for t, rungs in tried.items():
+        extra.append({"reached": rungs[-1].rate >= rate, "search_rate": rungs[-1].kept_rate,
                       "search_rates": {str(r.k): round(r.rate, 4) for r in rungs}})
         if ref is not None:
             extra[-1]["reference_pixels_to_reach"] = float(np.exp(ref[t]))
@@ -331,6 +335,16 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
     logs = np.log(values) - (0.0 if ref is None else ref)
     return ScanResult("classwise", "pixels_to_reach", values, reached_index(logs, reached),
                       result.finish(), result.settings, extra)
+
+
+def _measure(net: nn.Module, ds: Dataset, t: int, kept: _Rung, canvas: np.ndarray,
+             pattern: np.ndarray, seed: int) -> tuple[dict[str, Any], Examples]:
+    """Class ``t``'s record and example images for its kept pattern, on the test split."""
+    record = {"class": t, "name": ds.class_names[t], **kept.candidate.record(),
+              "pixels": int(pattern.sum()),
+              **class_figures(net, ds, t, canvas, pattern, seed,
+                              object_mask=kept.candidate.object_mask(ds)), "seconds": 0.0}
+    return record, make_examples(net, ds, t, canvas, pattern, seed)
 
 
 def _climb(engine: Engine, rows: Rows, state: _Ladder, live: list[int], cfg: SearchConfig,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -74,6 +75,21 @@ class Checkpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+T = TypeVar("T")
+
+
+def once(checkpoint: Checkpoint | None, key: str, work: Callable[[], T]) -> T:
+    """``work()``, kept under ``key`` in ``checkpoint``: a resumed run reads it back
+    instead of doing the work again."""
+    done = checkpoint.finished(key) if checkpoint else None
+    if done is not None:
+        return done
+    result = work()
+    if checkpoint:
+        checkpoint.save_finished(key, result)
+    return result
 
 
 def refuse_other_run(saved: dict[str, Any], identity: dict[str, Any], folder: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from torch import nn
 
 from classwise.errors import UsageError
 from classwise.progress import progress
-from classwise.search.checkpoint import Checkpoint
+from classwise.search.checkpoint import Checkpoint, once
 from classwise.search.config import Plan, SearchConfig, make_plan
 from classwise.search.engine import MaskSearch, fooling_rate, initial_masks
 from classwise.search.ops import topk_mask
@@ -319,9 +320,12 @@ class Engine:
         so a resumed chunk screens again and then continues its optimisation.
         """
         key = f"{name}-{part[0]}-{part[-1]}-{len(part)}"
-        done = self.checkpoint.finished(key) if self.checkpoint else None
-        if done is not None:
-            return done
+        return once(self.checkpoint, key, partial(self._screen_and_optimise, key, cfg, k, part,
+                                                  groups, name))
+
+    def _screen_and_optimise(self, key: str, cfg: SearchConfig, k: int, part: list[int],
+                             groups: dict[int, list[int]], name: str
+                             ) -> tuple[list[int], FoundPatterns]:
         began = time.perf_counter()
         positions = [p for t in part for p in groups[t]]
         rows = self.rows(positions, cfg)
@@ -346,12 +350,9 @@ class Engine:
         else:
             rates[keep] = float("nan")
         seconds = (time.perf_counter() - began) / len(part)
-        chunk = FoundPatterns(self.targets[positions], masks, topk_mask(masks, k), rates,
-                              searched, [name] * len(rows), rank,
-                              torch.full((len(rows),), seconds, dtype=torch.float64))
-        if self.checkpoint:
-            self.checkpoint.save_finished(key, (positions, chunk))
-        return positions, chunk
+        return positions, FoundPatterns(self.targets[positions], masks, topk_mask(masks, k),
+                                        rates, searched, [name] * len(rows), rank,
+                                        torch.full((len(rows),), seconds, dtype=torch.float64))
 
 
 def _out_of_memory(error: BaseException) -> bool:
