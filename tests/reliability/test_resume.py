@@ -126,3 +126,45 @@ def test_a_scan_cut_anywhere_resumes_to_the_same_files(how, tmp_path):
         return scan(model, digits(), checkpoint=ckpt, resume=resume, **SCAN)
 
     check_every_cut(run, tmp_path, how, seed=7)
+
+
+CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from classwise.cli import main; sys.exit(main(sys.argv[1:]))")
+"""The CLI in a child that takes Ctrl-C as a terminal would give it (a child of a
+non-interactive shell starts with SIGINT ignored)."""
+
+
+@pytest.mark.slow
+def test_the_command_line_saves_on_ctrl_c_and_resumes_to_the_same_files(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from classwise import train
+
+    train("digits", epochs=2, seed=0, show_progress=False, out=tmp_path / "model")
+    args = ["reveal", "--model", str(tmp_path / "model"), "--data", "digits", "--classes",
+            "0,1", "--pixels", "4", "--preset", "paper", "--no-progress"]
+    assert subprocess.run([sys.executable, "-c", CHILD, *args, "--out",
+                           str(tmp_path / "whole")]).returncode == 0
+    cut = tmp_path / "cut"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *args, "--out", str(cut)],
+                             stderr=subprocess.PIPE, text=True)
+    while not list((cut / ".checkpoint").glob("*.json")) and child.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside the first class's search
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "--resume" in err.splitlines()[-1]
+    assert list((cut / ".checkpoint").glob("partial_*.pt"))  # saved at Ctrl-C
+    resumed = subprocess.run([sys.executable, "-c", CHILD, *args, "--out", str(cut),
+                              "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not (cut / ".checkpoint").exists()
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    again = json.loads((cut / "results.json").read_text())
+    assert _stable(again["classes"]) == _stable(whole["classes"])
+    with np.load(tmp_path / "whole" / "patterns.npz") as a, np.load(cut / "patterns.npz") as b:
+        for key in a.files:
+            np.testing.assert_array_equal(a[key], b[key])
