@@ -126,9 +126,10 @@ def test_save_writes_arrays_and_summary(scan, tmp_path):
     assert summary["null"] == scan.null and summary["settings"]["seed"] == 0
 
 
-def test_model_mode_is_restored(poisoned):
+def test_model_mode_is_restored_and_numpy_sizes_are_accepted(poisoned):
     poisoned.train()
-    mm_bd(poisoned, SHAPE, 10, classes=[0, 1], steps=1, show_progress=False)
+    mm_bd(poisoned, np.array(SHAPE), np.int64(10), classes=[0, 1], steps=1,
+          show_progress=False)
     assert poisoned.training
     poisoned.eval()
 
@@ -137,6 +138,7 @@ def test_model_mode_is_restored(poisoned):
     ({"num_classes": 9}, r"the model returns \(2, 10\) for 2 images; expected \(2, 9\)"),
     ({"image_shape": (3, 8, 8)}, r"the model rejects images of shape \(3, 8, 8\)"),
     ({"image_shape": (8, 8)}, r"image_shape must be \(channels, height, width\)"),
+    ({"image_shape": (1, 8.0, 8)}, r"positive sizes, got \(1, 8\.0, 8\)"),
     ({"num_classes": 1}, "the model must have at least 2, got num_classes=1"),
     ({"classes": [0, 10]}, r"at least 2 distinct class indices in 0\.\.9, got \[0, 10\]"),
     ({"classes": [2, 2]}, "list each class to scan once"),

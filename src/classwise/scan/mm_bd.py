@@ -40,8 +40,8 @@ statistic, ``1 - F(s_max) ** K`` and ``p < 0.05``. Where this module differs:
   forward pass before it, so ``images`` reproduce ``statistics``.
 - The p-value is computed from the fitted survival function as ``-expm1(K * log1p(-sf))``,
   equal to ``1 - F ** K`` but without rounding small p-values to 0.
-- The exponent is ``K`` as in the code; write-ups of the paper give ``K - 1`` (the number of
-  null statistics), which makes p-values slightly smaller.
+- The exponent is ``K`` as in the code; a summary of the paper gives ``K - 1`` (the number
+  of null statistics), which would make p-values slightly smaller.
 - Where the reference would fit and decide regardless, too few statistics or a failed fit
   give no p-value (above).
 """
@@ -51,6 +51,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ class MMBDResult:
 class NullFit:
     """The Gamma null fitted to all statistics but the largest, and the largest's p-value.
 
-    ``p_value`` is ``None`` and ``null`` empty when no fit could be trusted; ``note`` says why.
+    ``p_value`` is ``None`` and ``null`` empty when no fit could be made; ``note`` says why.
     """
 
     p_value: float | None
@@ -178,10 +179,11 @@ def fit_null(statistics: np.ndarray) -> NullFit:
 def _validate_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
     """``image_shape`` as three positive ints, or a :class:`UsageError`."""
     shape = tuple(image_shape)
-    if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
+    if len(shape) != 3 or not all(isinstance(v, Integral) and not isinstance(v, bool)
+                                  and v > 0 for v in shape):
         raise UsageError(f"image_shape must be (channels, height, width) with positive sizes, "
                          f"got {shape}; e.g. (1, 28, 28) for MNIST")
-    return shape
+    return tuple(int(v) for v in shape)
 
 
 def _validate_classes(classes: Sequence[int] | None, num_classes: int) -> list[int]:
