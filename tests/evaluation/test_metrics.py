@@ -10,7 +10,7 @@ from torch import nn
 
 from classwise.data.base import ArraySplit, Dataset
 from classwise.errors import UsageError
-from classwise.evaluation.measure import evaluate_pattern
+from classwise.evaluation.measure import TestSet, class_figures, pattern_figures
 from classwise.evaluation.metrics import other_class_indices, predictive_power, random_pattern
 
 
@@ -71,19 +71,41 @@ def test_random_pattern_is_seeded_per_class():
 def test_evaluate_pattern_reads_the_test_split():
     """Train images are all bright (class 1 everywhere); test images are dark."""
     data = Dataset("special", split_of([1.0] * 3, [0, 1, 2]), TEST, ["a", "b", "c"])
-    figures = evaluate_pattern(CornerModel(), data, 1, CANVAS.numpy(), CORNER, seed=0)
+    figures = pattern_figures(TestSet(CornerModel(), data.test), 1, CANVAS.numpy(), CORNER,
+                              seed=0)
     assert figures["no_pattern"] == 0.25
     assert figures["predictive_power"] == 1.0
     assert 0.25 <= figures["random_pixels"] <= 1.0
 
 
-def test_evaluate_pattern_never_loads_training_images():
+def test_the_figures_never_load_training_images():
     data = recording_digits()
     pattern = np.zeros((8, 8), bool)
     pattern[3:5, 3:5] = True
-    evaluate_pattern(tiny_model(), data, 7, np.ones((1, 8, 8), np.float32), pattern, seed=0)
+    pattern_figures(TestSet(tiny_model(), data.test), 7, np.ones((1, 8, 8), np.float32),
+                    pattern, seed=0)
     assert data.train.loaded == []
-    others = np.flatnonzero(data.test.labels != 7)
-    loaded = data.test.all_loaded()
-    assert np.isin(loaded, others).all()
-    np.testing.assert_array_equal(np.unique(loaded), others)
+    np.testing.assert_array_equal(np.unique(data.test.all_loaded()), np.arange(len(data.test)))
+
+
+def test_the_shared_test_set_gives_exactly_the_figures_of_each_class_measured_alone():
+    """One plain pass and one loading of the test images serve every class; each figure
+    equals :func:`predictive_power` run for that class alone."""
+    from helpers import digits
+
+    model, data = tiny_model(), digits()
+    test = TestSet(model, data.test)
+    gen = torch.Generator().manual_seed(5)
+    for t in range(10):
+        canvas = torch.rand(1, 8, 8, generator=gen)
+        mask = torch.rand(8, 8, generator=gen).numpy()
+        pattern = mask > np.sort(mask.ravel())[-7]  # the top 6
+        figures = class_figures(test, t, canvas.numpy(), pattern, seed=3, mask=mask)
+        rand = random_pattern((8, 8), 6, 3, t)
+        assert figures["predictive_power"] == predictive_power(model, data.test, t, canvas,
+                                                               pattern)
+        assert figures["no_pattern"] == predictive_power(model, data.test, t, canvas, None)
+        assert figures["random_pixels"] == predictive_power(model, data.test, t, canvas, rand)
+        for n, power in figures["budget_curve"]:
+            cut = mask >= np.sort(mask.ravel())[-n]
+            assert power == round(predictive_power(model, data.test, t, canvas, cut), 4)

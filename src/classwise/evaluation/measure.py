@@ -2,7 +2,9 @@
 
 Per class: predictive power with the pattern, without it and for as many random pixels of
 the same canvas; the budget curve (the mask's top pixels cut at a few multiples of the
-budget); the pattern's shape; and a few test images before and after stamping.
+budget); the pattern's shape; and a few test images before and after stamping. A
+:class:`TestSet` holds what the classes of a run share: the test images, loaded once, and
+the model's predictions on them without a pattern, made once.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from classwise.data.base import Dataset
-from classwise.evaluation.metrics import other_class_indices, predictive_power, random_pattern
+from classwise.batching import batches
+from classwise.data.base import Split
+from classwise.evaluation.metrics import other_class_indices, random_pattern
 from classwise.evaluation.shape import shape_figures
+from classwise.models.loading import model_device
 from classwise.search.ops import stamp, topk_mask
 
 EXAMPLES_PER_CLASS = 6
@@ -41,33 +45,78 @@ class Examples:
     target: int | None = None
 
 
-def class_figures(model: nn.Module, data: Dataset, target: int, canvas: np.ndarray,
-                  pattern: np.ndarray, seed: int, mask: np.ndarray | None = None,
+PRELOAD_BYTES = 1 << 30
+
+
+class TestSet:
+    """The test split as every figure needs it: its images (held on the model's device when
+    they fit in ``PRELOAD_BYTES``), its labels, and the model's predictions on the plain
+    images, made once per run. Stamped images go through the model in batches of
+    ``batch_size``, in index order."""
+
+    def __init__(self, model: nn.Module, split: Split, batch_size: int = 256) -> None:
+        self.model, self.split, self.batch_size = model, split, batch_size
+        self.device = model_device(model)
+        self.labels = split.labels
+        c, h, w = split.image_shape
+        fits = len(split) * c * h * w * 4 <= PRELOAD_BYTES
+        self.images = split.load().to(self.device) if fits else None
+        self.plain = self.predict(np.arange(len(split)))
+
+    def load(self, indices: np.ndarray) -> torch.Tensor:
+        """Test images at ``indices`` on the model's device."""
+        if self.images is not None:
+            return self.images[torch.from_numpy(indices).to(self.device)]
+        return self.split.load(indices).to(self.device)
+
+    @torch.no_grad()
+    def predict(self, indices: np.ndarray, canvas: torch.Tensor | None = None,
+                pattern: torch.Tensor | None = None) -> np.ndarray:
+        """Predicted classes of the images at ``indices``, stamped when given a pattern."""
+        out = [np.empty(0, dtype=np.int64)]
+        for chunk in batches(indices, self.batch_size):
+            x = self.load(chunk)
+            if pattern is not None:
+                x = stamp(x, canvas, pattern)
+            out.append(self.model(x).argmax(1).cpu().numpy())
+        return np.concatenate(out)
+
+    def power(self, target: int, canvas: np.ndarray, pattern: np.ndarray) -> float:
+        """Share of the other classes' test images classified as ``target`` once stamped."""
+        others = other_class_indices(self.split, target)
+        c = torch.as_tensor(canvas, dtype=torch.float32).to(self.device)
+        p = torch.as_tensor(pattern, dtype=torch.bool).to(self.device)
+        return float((self.predict(others, c, p) == target).mean())
+
+    def no_pattern(self, target: int) -> float:
+        """Share of the other classes' test images the model already calls ``target``."""
+        return float((self.plain[other_class_indices(self.split, target)] == target).mean())
+
+
+def class_figures(test: TestSet, target: int, canvas: np.ndarray, pattern: np.ndarray,
+                  seed: int, mask: np.ndarray | None = None,
                   object_mask: np.ndarray | None = None) -> dict[str, Any]:
     """Every figure of one class's pattern: the three powers, the budget curve (given the
     optimised ``mask``) and the shape figures (``on_object`` given the canvas's object mask)."""
-    figures = evaluate_pattern(model, data, target, canvas, pattern, seed)
+    figures = pattern_figures(test, target, canvas, pattern, seed)
     if mask is not None:
-        figures["budget_curve"] = budget_curve(model, data, target, canvas, mask,
-                                               int(pattern.sum()), figures["predictive_power"])
+        figures["budget_curve"] = budget_curve(test, target, canvas, mask, int(pattern.sum()),
+                                               figures["predictive_power"])
     figures.update(shape_figures(pattern, object_mask))
     return figures
 
 
-def evaluate_pattern(model: nn.Module, data: Dataset, target: int, canvas: np.ndarray,
-                     pattern: np.ndarray, seed: int) -> dict[str, float]:
+def pattern_figures(test: TestSet, target: int, canvas: np.ndarray, pattern: np.ndarray,
+                    seed: int) -> dict[str, float]:
     """Predictive power on ``test`` with the pattern, without it, and for random pixels."""
-    c = torch.from_numpy(canvas)
     rand = random_pattern(pattern.shape, int(pattern.sum()), seed, target)
-    return {
-        "predictive_power": predictive_power(model, data.test, target, c, pattern),
-        "no_pattern": predictive_power(model, data.test, target, c, None),
-        "random_pixels": predictive_power(model, data.test, target, c, rand),
-    }
+    return {"predictive_power": test.power(target, canvas, pattern),
+            "no_pattern": test.no_pattern(target),
+            "random_pixels": test.power(target, canvas, rand)}
 
 
-def budget_curve(model: nn.Module, data: Dataset, target: int, canvas: np.ndarray,
-                 mask: np.ndarray, k: int, power_at_k: float) -> list[list[float]]:
+def budget_curve(test: TestSet, target: int, canvas: np.ndarray, mask: np.ndarray, k: int,
+                 power_at_k: float) -> list[list[float]]:
     """``[pixels, predictive power]`` of the mask's top pixels cut at a few multiples of ``k``.
 
     The mask is the one optimised for ``k`` pixels; the curve shows how much of the decision
@@ -76,29 +125,26 @@ def budget_curve(model: nn.Module, data: Dataset, target: int, canvas: np.ndarra
     """
     h, w = mask.shape
     counts = sorted({min(max(1, round(f * k)), h * w - 1) for f in CURVE_FACTORS})
-    c = torch.from_numpy(canvas)
     out = []
     for n in counts:
         if n == k:
             out.append([n, round(power_at_k, 4)])
             continue
-        pattern = topk_mask(torch.from_numpy(mask)[None], n)[0]
-        out.append([n, round(predictive_power(model, data.test, target, c, pattern), 4)])
+        pattern = topk_mask(torch.from_numpy(mask)[None], n)[0].numpy()
+        out.append([n, round(test.power(target, canvas, pattern), 4)])
     return out
 
 
-@torch.no_grad()
-def make_examples(model: nn.Module, data: Dataset, target: int, canvas: np.ndarray,
+def make_examples(test: TestSet, class_names: Sequence[str], target: int, canvas: np.ndarray,
                   pattern: np.ndarray, seed: int, n: int = EXAMPLES_PER_CLASS) -> Examples:
     """A few other-class test images before and after stamping, with the predictions."""
-    from classwise.models import model_device
-
-    idx = other_class_indices(data.test, target)
+    idx = other_class_indices(test.split, target)
     idx = np.sort(np.random.default_rng([seed, target, 0xE7]).choice(idx, min(n, len(idx)),
                                                                      replace=False))
-    before = data.test.load(idx)
-    after = stamp(before, torch.from_numpy(canvas), torch.from_numpy(pattern))
-    dev = model_device(model)
-    pb = model(before.to(dev)).argmax(1).cpu().numpy()
-    pa = model(after.to(dev)).argmax(1).cpu().numpy()
-    return Examples(before.numpy(), after.numpy(), pb, pa, list(data.class_names), target)
+    before = test.load(idx)
+    after = stamp(before, torch.as_tensor(canvas).to(before), torch.as_tensor(pattern).to(
+        before.device))
+    with torch.no_grad():
+        pa = test.model(after).argmax(1).cpu().numpy()
+    return Examples(before.cpu().numpy(), after.cpu().numpy(), test.plain[idx], pa,
+                    list(class_names), target)

@@ -10,7 +10,7 @@ from torch import nn
 from classwise.data import load_data
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
-from classwise.evaluation.measure import evaluate_pattern, make_examples
+from classwise.evaluation.measure import TestSet, make_examples, pattern_figures
 from classwise.evaluation.shape import shape_figures
 from classwise.models import check_model, load_model
 from classwise.results import RevealResult
@@ -34,6 +34,7 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
         raise UsageError(f"the patterns are {tuple(source.canvases.shape[1:])} but the data's "
                          f"images are {(c, h, w)}; evaluate on data of the same image size")
     start = time.perf_counter()
+    test = TestSet(net, ds.test)
     records, examples = [], {}
     for i, t in enumerate(int(t) for t in source.classes):
         class_start = time.perf_counter()
@@ -43,11 +44,12 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
         old = source.records[i]
         rec = {"class": t, "name": ds.class_names[t], "canvas_split": old["canvas_split"],
                "canvas_index": old["canvas_index"], "pixels": int(source.patterns[i].sum())}
-        rec.update(evaluate_pattern(net, ds, t, source.canvases[i], source.patterns[i], seed))
+        rec.update(pattern_figures(test, t, source.canvases[i], source.patterns[i], seed))
         rec.update(shape_figures(source.patterns[i], _object_mask(source, i, ds)))
         rec["seconds"] = round(time.perf_counter() - class_start, 3)
         records.append(rec)
-        examples[t] = make_examples(net, ds, t, source.canvases[i], source.patterns[i], seed)
+        examples[t] = make_examples(test, ds.class_names, t, source.canvases[i],
+                                    source.patterns[i], seed)
     settings = {"evaluated": True, "source": source.settings, "model": model_name or _name(model),
                 "data": ds.name, "seed": seed, "seconds": round(time.perf_counter() - start, 2),
                 "versions": versions()}

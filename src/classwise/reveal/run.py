@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from torch import nn
 
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
-from classwise.evaluation.measure import Examples, class_figures, make_examples
+from classwise.evaluation.measure import Examples, TestSet, class_figures, make_examples
 from classwise.evaluation.metrics import other_class_indices
 from classwise.executors import check_executor, execute
 from classwise.models import check_model, resolve_device
@@ -97,6 +97,11 @@ class RevealWorker:
         self.pools = partition(self.data.train.labels)
         self.candidates = max(cfg.canvas_candidates for _, cfg in self.plan)
 
+    @cached_property
+    def test(self) -> TestSet:
+        """The test split the figures are measured on (loaded once, when first needed)."""
+        return TestSet(self.model, self.data.test)
+
     def check(self, classes: list[int]) -> None:
         """Refuse a bad canvas or an unusable test split before any work."""
         parse_canvas(self.plan[0][1].canvas)
@@ -130,10 +135,10 @@ class RevealWorker:
         record = {"class": int(t), "name": data.class_names[t], **cand.record(),
                   **({"search": search} if len(self.plan) > 1 else {}),
                   "pixels": int(pattern.sum())}
-        record.update(class_figures(self.model, data, t, canvas, pattern, seed, mask,
+        record.update(class_figures(self.test, t, canvas, pattern, seed, mask,
                                     cand.object_mask(data)))
         record["seconds"] = round(seconds, 3)
-        return record, make_examples(self.model, data, t, canvas, pattern, seed)
+        return record, make_examples(self.test, data.class_names, t, canvas, pattern, seed)
 
     def _measure(self, classes: list[int], chosen: list, masks: np.ndarray,
                  patterns: np.ndarray, searches: list[str], seconds: list[float]

@@ -42,9 +42,10 @@ from classwise.data.base import Dataset
 from classwise.errors import UsageError
 from classwise.evaluation.measure import (
     Examples,
+    TestSet,
     class_figures,
-    evaluate_pattern,
     make_examples,
+    pattern_figures,
 )
 from classwise.fileio import write_json
 from classwise.models import check_model, parameter_count, resolve_device
@@ -315,7 +316,8 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
                          for r in kept])
     canvases = CanvasBank([r.candidate for r in kept], ds, seed, torch.device("cpu")).take(
         np.arange(len(kept))).numpy()
-    measured = [once(checkpoint, f"measured-{t}", partial(_measure, net, ds, t, rungs[-1],
+    test = TestSet(net, ds.test)
+    measured = [once(checkpoint, f"measured-{t}", partial(_measure, test, ds, t, rungs[-1],
                                                             canvas, pattern, seed))
                 for t, rungs, canvas, pattern in zip(tried, tried.values(), canvases, patterns,
                                                      strict=True)]
@@ -337,14 +339,14 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
                       result.finish(), result.settings, extra)
 
 
-def _measure(net: nn.Module, ds: Dataset, t: int, kept: _Rung, canvas: np.ndarray,
+def _measure(test: TestSet, ds: Dataset, t: int, kept: _Rung, canvas: np.ndarray,
              pattern: np.ndarray, seed: int) -> tuple[dict[str, Any], Examples]:
     """Class ``t``'s record and example images for its kept pattern, on the test split."""
     record = {"class": t, "name": ds.class_names[t], **kept.candidate.record(),
               "pixels": int(pattern.sum()),
-              **class_figures(net, ds, t, canvas, pattern, seed,
+              **class_figures(test, t, canvas, pattern, seed,
                               object_mask=kept.candidate.object_mask(ds)), "seconds": 0.0}
-    return record, make_examples(net, ds, t, canvas, pattern, seed)
+    return record, make_examples(test, ds.class_names, t, canvas, pattern, seed)
 
 
 def _climb(engine: Engine, rows: Rows, state: _Ladder, live: list[int], cfg: SearchConfig,
@@ -438,13 +440,14 @@ def _neural_cleanse(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, i
     result = RevealResult.empty(ds, {**settings, "index_of": "mask_l1",
                                      "neural_cleanse": nc.settings})
     h, w = ds.image_shape[1:]
+    test = TestSet(net, ds.test)
     records, patterns = [], []
     for t, mask, canvas, l1 in zip(nc.classes, nc.masks, nc.patterns, nc.l1, strict=True):
         k = min(max(1, round(float(l1))), h * w - 1)
         pattern = topk_mask(torch.from_numpy(mask)[None], k)[0].numpy()
         records.append({"class": t, "name": ds.class_names[t], "canvas_split": "neural-cleanse",
-                        "pixels": k, **evaluate_pattern(net, ds, t, canvas, pattern, seed)})
-        result.examples[t] = make_examples(net, ds, t, canvas, pattern, seed)
+                        "pixels": k, **pattern_figures(test, t, canvas, pattern, seed)})
+        result.examples[t] = make_examples(test, ds.class_names, t, canvas, pattern, seed)
         patterns.append(pattern)
     result.classes = np.asarray(nc.classes, np.int64)
     result.canvases, result.masks = nc.patterns, nc.masks
