@@ -77,6 +77,13 @@ class AdversarialSetting(Setting):
                             "random_start": True, "seed": 0},
         }
 
+    def state_dict(self) -> dict[str, Any]:
+        """The number of training images seen, which sets the warm-up's epsilon."""
+        return {"seen": self._seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._seen = int(state["seen"])
+
     def options(self) -> dict[str, Any]:
         return {"epsilon": self.epsilon, "pgd_steps": self.pgd_steps,
                 "pgd_step_size": self.pgd_step_size, "random_start": self.random_start,

@@ -68,6 +68,17 @@ class BackdoorSetting(Setting):
         return {"attack": self.attack.name, "target": self.target,
                 "poison_rate": self.poison_rate, **own}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The poisoned rows, so a resumed training can check it poisons the same ones."""
+        return {"poisoned": torch.from_numpy(self.poisoned)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose training poisoned other rows (the data changed)."""
+        if not np.array_equal(state["poisoned"].numpy(), self.poisoned):
+            raise UsageError("the checkpoint's training poisoned other images than this run "
+                             "would (the training data changed since); start afresh with "
+                             "--force")
+
     def save_artifacts(self, out: Path) -> None:
         """``trigger.png`` (pattern, mask as alpha) and ``trigger.npz`` (pattern, mask, target)."""
         pattern, mask = self.attack.trigger()

@@ -45,6 +45,13 @@ class Setting:
     def save_artifacts(self, out: Path) -> None:
         """Extra files (e.g. the trigger) written beside the model."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a training checkpoint keeps of the setting (counters, the poisoned rows)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`; :class:`UsageError` if it belongs to another run."""
+
 
 SETTINGS: Registry[Setting] = Registry("setting", fixed=("data", "seed"))
 """The training settings by name."""
