@@ -159,7 +159,9 @@ def own_random_state(seed: int) -> Iterator[None]:
     """Seed torch (CPU and accelerators), numpy's and Python's global generators with
     ``seed`` inside the block; the caller's states are back after it."""
     numpy_state, python_state = np.random.get_state(), random.getstate()
-    with torch.random.fork_rng(devices=range(torch.accelerator.device_count())):
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6; fork_rng forks CUDA before
+    devices = (accelerator or torch.cuda).device_count()
+    with torch.random.fork_rng(devices=range(devices)):
         try:
             seed_everything(seed)
             yield
