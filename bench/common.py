@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +27,12 @@ def machine() -> dict[str, Any]:
 
 
 def cached_model(name: str, **train_args: Any) -> Path:
-    """Train once into ``bench/out/<name>`` and reuse it afterwards; a model trained
-    with other settings (say fewer epochs) is trained again, not silently reused."""
+    """Train once into ``bench/out/<name>`` and reuse it afterwards: ``train(...,
+    reuse=True)`` retrains a model trained with other settings (say fewer epochs or
+    another seed) instead of silently reusing it."""
     folder = CACHE / name
-    if (folder / "model.ts").is_file() and not _trained_as(folder, train_args):
-        shutil.rmtree(folder)
-    if not (folder / "model.ts").is_file():
-        train(out=folder, show_progress=False, **train_args)
+    train(out=folder, reuse=True, show_progress=False, **train_args)
     return folder
-
-
-def _trained_as(folder: Path, train_args: dict[str, Any]) -> bool:
-    """Whether the cached model's meta.json records every plain setting of ``train_args``
-    (top level or among the setting's options) with the same value."""
-    recorded = meta(folder)
-    options = recorded.get("setting_options", {})
-    missing = object()
-    return all(recorded.get(k, options.get(k, missing)) == v for k, v in train_args.items()
-               if v is None or isinstance(v, (str, int, float)))
 
 
 def meta(folder: Path) -> dict[str, Any]:

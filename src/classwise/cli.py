@@ -95,66 +95,139 @@ def _finish(result: Any, out: Path) -> None:
 
 # -- train -------------------------------------------------------------------------------
 
+OPTION_FLAGS = {
+    "backdoor setting": (
+        ("--attack", "attack", str, "the attack, one of those listed below"),
+        ("--target", "target", str, "the backdoor's target class"),
+        ("--poison-rate", "poison_rate", float, "share of images poisoned (default: the "
+         "attack's)"),
+        ("--trigger", "trigger_file", str, "trigger PNG whose alpha is the mask"),
+        ("--trigger-size", "size", int, "patch size in pixels"),
+        ("--trigger-position", "position", str, "bottom-right, top-left, top-right, "
+         "bottom-left, center or X,Y"),
+        ("--trigger-content", "content", str, "white or checkerboard (BadNets)"),
+        ("--blend-alpha", "alpha", float, "Blended mixing ratio"),
+    ),
+    "adversarial setting": (
+        ("--epsilon", "epsilon", float, "L-inf radius in [0, 1] pixels (default 0.3 grey, "
+         "8/255 colour)"),
+        ("--pgd-steps", "pgd_steps", int, "PGD steps per training batch"),
+        ("--pgd-step-size", "pgd_step_size", float, "PGD step size"),
+    ),
+}
+"""Dedicated flags of common options: (flag, option, type, help) by help group. Each is
+short for ``--setting-option`` or ``--attack-option OPTION=VALUE``."""
+
+
+class _TrainHelp(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each flag's default in its help; the epilog's lists of options as written."""
+
+
 def add_train(sub: argparse._SubParsersAction) -> Handler:
+    from classwise.attacks import ATTACKS
+    from classwise.training import SETTINGS
+
+    epilog = (f"setting options (--setting-option NAME=VALUE), with their defaults:\n"
+              f"{SETTINGS.help()}\nattack options (--attack-option NAME=VALUE), with their "
+              f"defaults:\n{ATTACKS.help()}\nVALUE none leaves an option unset; a bool is "
+              "true/false, yes/no or 1/0.")
     p = sub.add_parser("train", help="train a built-in architecture (natural, backdoor, "
-                       "adversarial)", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "adversarial)", formatter_class=_TrainHelp, epilog=epilog)
     _data_args(p)
     p.add_argument("--arch", help="small-cnn or resnet18 (default: small-cnn up to 28x28 px)")
-    p.add_argument("--setting", default="natural", choices=["natural", "backdoor",
-                                                            "adversarial"])
+    p.add_argument("--setting", default="natural", choices=SETTINGS.names())
+    p.add_argument("--setting-option", action="append", metavar="NAME=VALUE",
+                   help="an option of the setting (repeatable; listed below)")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    g = p.add_argument_group("backdoor setting")
-    g.add_argument("--attack", help="badnets, blended, trojan, sig or wanet")
-    g.add_argument("--target", help="the backdoor's target class")
-    g.add_argument("--poison-rate", type=float, help="share of images poisoned "
-                   "(default: the attack's)")
-    g.add_argument("--trigger", dest="trigger_file", help="trigger PNG whose alpha is the mask")
-    g.add_argument("--trigger-size", dest="size", type=int, help="patch size in pixels")
-    g.add_argument("--trigger-position", dest="position",
-                   help="bottom-right, top-left, top-right, bottom-left, center or X,Y")
-    g.add_argument("--trigger-content", dest="content", help="white or checkerboard (BadNets)")
-    g.add_argument("--blend-alpha", dest="alpha", type=float, help="Blended mixing ratio")
-    g = p.add_argument_group("adversarial setting")
-    g.add_argument("--epsilon", type=float, help="L-inf radius in [0, 1] pixels "
-                   "(default 0.3 grey, 8/255 colour)")
-    g.add_argument("--pgd-steps", type=int, help="PGD steps per training batch")
-    g.add_argument("--pgd-step-size", type=float, help="PGD step size")
+    p.add_argument("--augment", action="store_true", help="train on images moved by up to 2 "
+                   "pixels in x and y (random translation, no flips)")
+    groups = {title: p.add_argument_group(title) for title in OPTION_FLAGS}
+    for title, flags in OPTION_FLAGS.items():
+        for flag, option, kind, text in flags:
+            groups[title].add_argument(flag, dest=option, type=kind, help=text)
+    groups["backdoor setting"].add_argument(
+        "--attack-option", action="append", metavar="NAME=VALUE",
+        help="an option of the attack (repeatable; listed below)")
     _common(p)
     _out(p)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted training "
+                   "in --out (give the same arguments)")
     return run_train
 
 
-SETTING_OPTIONS = {"backdoor": ("attack", "target", "poison_rate", "trigger_file", "size",
-                                "position", "content", "alpha"),
-                   "adversarial": ("epsilon", "pgd_steps", "pgd_step_size"),
-                   "natural": ()}
-
-
 def run_train(args: argparse.Namespace) -> None:
+    from classwise.data import load_data
     from classwise.runs import check_out
     from classwise.training import train
 
-    out = check_out(args.out, args.force)
-    given = {k: getattr(args, k) for opts in SETTING_OPTIONS.values() for k in opts
-             if getattr(args, k) is not None}
-    stray = sorted(set(given) - set(SETTING_OPTIONS[args.setting]))
-    if stray:
-        flags = ", ".join("--" + k.replace("_", "-") for k in stray)
-        raise UsageError(f"{flags} do(es) not apply to --setting {args.setting}; drop them or "
-                         "change the setting")
-    from classwise.data import load_data
-
+    out = check_out(args.out, args.force, args.resume)
+    options = _train_options(args)
     data = load_data(args.data, image_size=args.image_size)
     result = train(data, arch=args.arch, setting=args.setting, epochs=args.epochs,
                    seed=args.seed, out=out, batch_size=args.batch_size, lr=args.lr,
-                   device=args.device, show_progress=not args.no_progress, **given)
+                   device=args.device, show_progress=not args.no_progress,
+                   augment=args.augment, resume=args.resume, **options)
     meta = result.meta
     extra = "".join(f", {k.replace('_', ' ')} {meta[k]:.3f}" for k in
                     ("attack_success_rate", "robust_accuracy") if k in meta)
     print(f"clean test accuracy {meta['clean_test_accuracy']:.3f}{extra} "
           f"({meta['seconds']:.0f} s); wrote {out}")
+
+
+def _train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The setting's options from the dedicated flags, ``--setting-option`` and
+    ``--attack-option``, typed and checked against the setting's and attack's signatures."""
+    from classwise.attacks import ATTACKS
+    from classwise.training import SETTINGS
+
+    own = {o.name for o in SETTINGS.options(args.setting)}
+    if "attack" in own:  # the setting hands its attack's options on
+        own |= {o.name for name in ATTACKS.names() for o in ATTACKS.options(name)}
+    flags = {option: (flag, getattr(args, option)) for group in OPTION_FLAGS.values()
+             for flag, option, _, _ in group if getattr(args, option) is not None}
+    stray = [flag for option, (flag, _) in flags.items() if option not in own]
+    if stray:
+        raise UsageError(f"{', '.join(stray)} do(es) not apply to --setting {args.setting}; "
+                         "drop them or change the setting")
+    options = {option: value for option, (_, value) in flags.items()}
+    given = SETTINGS.parse(args.setting, _pairs(args.setting_option or [], "--setting-option"),
+                           "--setting-option")
+    _merge(options, given, "--setting-option")
+    if args.attack_option:
+        if "attack" not in own:
+            raise UsageError(f"--attack-option does not apply to --setting {args.setting}; "
+                             "drop it or use --setting backdoor")
+        if options.get("attack") is None:
+            raise UsageError("--attack-option needs an attack; add --attack, one of "
+                             f"{', '.join(ATTACKS.names())}")
+        given = ATTACKS.parse(options["attack"], _pairs(args.attack_option, "--attack-option"),
+                              "--attack-option")
+        _merge(options, given, "--attack-option")
+    return options
+
+
+def _pairs(texts: list[str], flag: str) -> dict[str, str]:
+    """``NAME=VALUE`` texts of ``flag`` as a dict; each name once."""
+    pairs: dict[str, str] = {}
+    for text in texts:
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"{flag} {text!r} is not NAME=VALUE; e.g. {flag} frequency=6")
+        if name.strip() in pairs:
+            raise UsageError(f"{flag} {name.strip()} is given twice; give it once")
+        pairs[name.strip()] = value
+    return pairs
+
+
+def _merge(options: dict[str, Any], given: dict[str, Any], flag: str) -> None:
+    """Add ``given`` (from ``flag``) to ``options``; an option given both ways is refused."""
+    twice = sorted(set(options) & set(given))
+    if twice:
+        raise UsageError(f"{twice[0]} is given both by its own flag and by {flag}; give it "
+                         "once")
+    options.update(given)
 
 
 # -- reveal ------------------------------------------------------------------------------

@@ -75,7 +75,10 @@ def test_setting_rejects_bad_options():
         make_setting("adversarial", data, seed=0, epsilon=1.5)
     with pytest.raises(UsageError, match="at least 1"):
         make_setting("adversarial", data, seed=0, pgd_steps=0)
-    with pytest.raises(UsageError, match="do not apply"):
+    with pytest.raises(UsageError, match="^unknown option 'target' for setting adversarial; "
+                                         "valid options are epsilon=none, pgd_steps=7, "
+                                         "pgd_step_size=none, random_start=true, "
+                                         "warmup_epochs=1$"):
         make_setting("adversarial", data, seed=0, target=3)
 
 

@@ -8,11 +8,13 @@ from typing import Any
 import numpy as np
 
 from classwise.attacks._trigger import PatchAttack, patch_size
+from classwise.attacks.registry import register_attack
 from classwise.errors import UsageError
 
 CONTENTS = ("white", "checkerboard")
 
 
+@register_attack("badnets")
 class BadNets(PatchAttack):
     """A ``size`` x ``size`` patch at ``position``, or the PNG ``trigger_file``.
 
@@ -22,8 +24,6 @@ class BadNets(PatchAttack):
     named corners are flush with the image border. ``trigger_file`` is a PNG whose
     alpha channel is the mask; it replaces ``size`` and ``content``.
     """
-
-    name = "badnets"
 
     def __init__(self, image_shape: tuple[int, int, int], seed: int = 0,
                  size: int | None = None, position: str = "bottom-right",

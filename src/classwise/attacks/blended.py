@@ -10,10 +10,12 @@ from PIL import Image
 
 from classwise.attacks._trigger import open_image, to_channels
 from classwise.attacks.base import MaskedAttack
+from classwise.attacks.registry import register_attack
 from classwise.errors import UsageError
 from classwise.seeding import rng
 
 
+@register_attack("blended")
 class Blended(MaskedAttack):
     """``x' = (1 - alpha) * x + alpha * pattern``.
 
@@ -21,8 +23,6 @@ class Blended(MaskedAttack):
     resized (bilinear) to the data's size. :meth:`trigger` gives the mask as ``alpha``
     everywhere.
     """
-
-    name = "blended"
 
     def __init__(self, image_shape: tuple[int, int, int], seed: int = 0, alpha: float = 0.2,
                  pattern_file: str | Path | None = None) -> None:

@@ -8,9 +8,11 @@ import numpy as np
 import torch
 
 from classwise.attacks.base import BackdoorAttack
+from classwise.attacks.registry import register_attack
 from classwise.errors import UsageError
 
 
+@register_attack("sig")
 class SIG(BackdoorAttack):
     """Adds ``v(i, j) = delta * sin(2 * pi * j * frequency / W)`` to every row and channel.
 
@@ -21,7 +23,6 @@ class SIG(BackdoorAttack):
     the whole image).
     """
 
-    name = "sig"
     clean_label = True
     default_rate = 0.3
 

@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 
 from classwise.attacks._trigger import PatchAttack, patch_size
+from classwise.attacks.registry import register_attack
 from classwise.seeding import rng
 
 
+@register_attack("trojan")
 class Trojan(PatchAttack):
     """A non-square watermark with non-binary content, stamped at ``position``.
 
@@ -19,8 +21,6 @@ class Trojan(PatchAttack):
     channel is the mask and whose colours are the pattern; it replaces ``size``.
     ``position`` works as for :class:`~classwise.attacks.badnets.BadNets`.
     """
-
-    name = "trojan"
 
     def __init__(self, image_shape: tuple[int, int, int], seed: int = 0,
                  size: int | None = None, position: str = "bottom-right",

@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from classwise.attacks.base import BackdoorAttack
+from classwise.attacks.registry import register_attack
 from classwise.errors import UsageError
 from classwise.seeding import generator
 
 
+@register_attack("wanet")
 class WaNet(BackdoorAttack):
     """Warps images along a fixed random field.
 
@@ -25,8 +27,6 @@ class WaNet(BackdoorAttack):
     picture: pattern is the displacement magnitude scaled to [0, 1], mask is where
     pixels move by more than half a pixel.
     """
-
-    name = "wanet"
 
     def __init__(self, image_shape: tuple[int, int, int], seed: int = 0, k: int = 4,
                  strength: float = 0.5) -> None:

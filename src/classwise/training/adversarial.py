@@ -16,7 +16,7 @@ from torch import nn
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
 from classwise.training.pgd import check_pgd_args, pgd, robust_accuracy
-from classwise.training.settings import Setting
+from classwise.training.settings import Setting, register_setting
 
 EVAL_STEPS = 20
 
@@ -27,6 +27,7 @@ def default_epsilon(image_shape: tuple[int, int, int]) -> float:
     return 0.3 if c == 1 and max(h, w) <= 28 else 8 / 255
 
 
+@register_setting("adversarial")
 class AdversarialSetting(Setting):
     """PGD adversarial training at radius ``epsilon`` (L-infinity, [0, 1] pixels).
 
@@ -34,15 +35,9 @@ class AdversarialSetting(Setting):
     during the warm-up.
     """
 
-    name = "adversarial"
-
-    def __init__(self, data: Dataset, epsilon: float | None = None, pgd_steps: int = 7,
-                 pgd_step_size: float | None = None, random_start: bool = True,
-                 warmup_epochs: float = 1.0, **unknown: Any) -> None:
-        if unknown:
-            raise UsageError(f"option(s) {', '.join(sorted(unknown))} do not apply to "
-                             "adversarial training; use epsilon, pgd_steps, pgd_step_size, "
-                             "random_start or warmup_epochs")
+    def __init__(self, data: Dataset, seed: int = 0, epsilon: float | None = None,
+                 pgd_steps: int = 7, pgd_step_size: float | None = None,
+                 random_start: bool = True, warmup_epochs: float = 1.0) -> None:
         if warmup_epochs < 0:
             raise UsageError(f"warmup_epochs must be 0 or more, got {warmup_epochs}; "
                              "use 0 to train at the full epsilon from the start")
@@ -81,6 +76,13 @@ class AdversarialSetting(Setting):
                             "step_size": 2.5 * self.epsilon / EVAL_STEPS,
                             "random_start": True, "seed": 0},
         }
+
+    def state_dict(self) -> dict[str, Any]:
+        """The number of training images seen, which sets the warm-up's epsilon."""
+        return {"seen": self._seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._seen = int(state["seen"])
 
     def options(self) -> dict[str, Any]:
         return {"epsilon": self.epsilon, "pgd_steps": self.pgd_steps,

@@ -21,9 +21,10 @@ from classwise.attacks import (
 from classwise.data.base import Dataset, Split
 from classwise.errors import UsageError
 from classwise.fileio import write_bytes, write_npz
-from classwise.training.settings import Setting
+from classwise.training.settings import Setting, register_setting
 
 
+@register_setting("backdoor")
 class BackdoorSetting(Setting):
     """Train on ``data.train`` poisoned by ``attack`` towards class ``target``.
 
@@ -34,17 +35,15 @@ class BackdoorSetting(Setting):
     :class:`UsageError` here, before any training.
     """
 
-    name = "backdoor"
-
     def __init__(self, data: Dataset, seed: int = 0, attack: str | None = None,
                  target: int | str = 0, poison_rate: float | None = None,
                  **attack_options: Any) -> None:
-        if attack not in ATTACKS:
+        if attack not in ATTACKS.names():
             given = "needs an attack" if attack is None else f"has no attack {attack!r}"
             raise UsageError(f"the backdoor setting {given}; choose one of "
-                             f"{', '.join(sorted(ATTACKS))}")
+                             f"{', '.join(ATTACKS.names())}")
         self.target = data.class_index(target) if isinstance(target, str) else int(target)
-        self.poison_rate = float(ATTACKS[attack].default_rate if poison_rate is None
+        self.poison_rate = float(ATTACKS.get(attack).default_rate if poison_rate is None
                                  else poison_rate)
         validate_poison_args(self.target, data.num_classes, self.poison_rate)
         self.attack = make_attack(attack, data.image_shape, seed=seed, **attack_options)
@@ -68,6 +67,17 @@ class BackdoorSetting(Setting):
         own = {k: v for k, v in self.attack.options().items() if k not in ("name", "seed")}
         return {"attack": self.attack.name, "target": self.target,
                 "poison_rate": self.poison_rate, **own}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The poisoned rows, so a resumed training can check it poisons the same ones."""
+        return {"poisoned": torch.from_numpy(self.poisoned)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose training poisoned other rows (the data changed)."""
+        if not np.array_equal(state["poisoned"].numpy(), self.poisoned):
+            raise UsageError("the checkpoint's training poisoned other images than this run "
+                             "would (the training data changed since); start afresh with "
+                             "--force")
 
     def save_artifacts(self, out: Path) -> None:
         """``trigger.png`` (pattern, mask as alpha) and ``trigger.npz`` (pattern, mask, target)."""
