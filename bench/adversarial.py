@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from classwise.search.reveal import reveal
+from classwise.reveal import reveal
 from common import CACHE, ROOT, cached_model, command, machine, meta, save, table
 
 from classwise.compare import compare

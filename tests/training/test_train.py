@@ -12,7 +12,7 @@ import torch
 from helpers import SMALL, digits
 
 from classwise.errors import UsageError
-from classwise.search.reveal import reveal
+from classwise.reveal import reveal
 from classwise.training import train
 from classwise.training.train import translate
 
