@@ -48,8 +48,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed for torch, numpy and random "
-                   "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the run's own random "
+                   "generators (your global ones are left alone)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: a GPU when present)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -119,12 +119,22 @@ OPTION_FLAGS = {
 short for ``--setting-option`` or ``--attack-option OPTION=VALUE``."""
 
 
-class _TrainHelp(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Each flag's default in its help; the epilog's lists of options as written."""
+class Help(argparse.RawDescriptionHelpFormatter):
+    """A flag's default at the end of its help, once: left out where the help already says
+    it, and where there is none to say (no default, a switch, a required flag). Epilogs are
+    printed as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.required or action.default is None
+                or action.default is False or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def add_train(sub: argparse._SubParsersAction) -> Handler:
     from classwise.attacks import ATTACKS
+    from classwise.models import architectures
     from classwise.training import SETTINGS
 
     epilog = (f"setting options (--setting-option NAME=VALUE), with their defaults:\n"
@@ -132,9 +142,11 @@ def add_train(sub: argparse._SubParsersAction) -> Handler:
               f"defaults:\n{ATTACKS.help()}\nVALUE none leaves an option unset; a bool is "
               "true/false, yes/no or 1/0.")
     p = sub.add_parser("train", help="train a built-in architecture (natural, backdoor, "
-                       "adversarial)", formatter_class=_TrainHelp, epilog=epilog)
+                       "adversarial)", formatter_class=Help, epilog=epilog)
     _data_args(p)
-    p.add_argument("--arch", help="small-cnn or resnet18 (default: small-cnn up to 28x28 px)")
+    p.add_argument("--arch", choices=architectures(), metavar="ARCH",
+                   help=f"one of {', '.join(architectures())} (default: small-cnn up to 28x28 "
+                   "px, resnet18 above)")
     p.add_argument("--setting", default="natural", choices=SETTINGS.names())
     p.add_argument("--setting-option", action="append", metavar="NAME=VALUE",
                    help="an option of the setting (repeatable; listed below)")
@@ -234,7 +246,7 @@ def _merge(options: dict[str, Any], given: dict[str, Any], flag: str) -> None:
 
 def add_reveal(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("reveal", help="find every class's pattern and its predictive power",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     _model_args(p)
     _data_args(p)
     p.add_argument("--classes", default="all", help="all, or a list such as 0,3,7 (or names)")
@@ -280,7 +292,7 @@ def run_reveal(args: argparse.Namespace) -> None:
 
 def add_evaluate(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("evaluate", help="measure saved patterns on another model or dataset",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     p.add_argument("--patterns", required=True, help="a run folder written by reveal or scan")
     _model_args(p)
     _data_args(p)
@@ -302,7 +314,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 def add_demo(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("demo", help="train (or reuse) a small CNN on mnist5k and reveal all "
-                       "10 classes at 5%%", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "10 classes at 5%%", formatter_class=Help)
     p.add_argument("--out", default="runs/demo", help="folder for the model and the run")
     _common(p)
     return run_demo
@@ -323,7 +335,7 @@ def run_demo(args: argparse.Namespace) -> None:
 
 def add_merge(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("merge", help="join the run folders of shards into one run",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     p.add_argument("runs", nargs="+", help="run folders written by reveal --shard I/N")
     _out(p)
     return run_merge
@@ -343,7 +355,7 @@ def run_merge(args: argparse.Namespace) -> None:
 
 def add_scan(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("scan", help="decide whether a model is backdoored, and which class is "
-                       "the target", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       "the target", formatter_class=Help)
     _model_args(p, several=True)
     _data_args(p)
     p.add_argument("--method", default="classwise", choices=["classwise", "neural-cleanse"])
@@ -392,7 +404,7 @@ def run_scan(args: argparse.Namespace) -> None:
 def add_compare(sub: argparse._SubParsersAction) -> Handler:
     p = sub.add_parser("compare", help="put runs of the same data side by side (natural vs "
                        "adversarial, clean vs backdoored)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=Help)
     p.add_argument("runs", nargs="+", help="run folders written by reveal or scan")
     p.add_argument("--labels", nargs="+", help="one label per run (default: from the runs)")
     _out(p)
@@ -424,10 +436,17 @@ def build_parser() -> tuple[Parser, dict[str, Handler]]:
     return parser, handlers
 
 
+RESUME = "finished work is saved: rerun the same command with --resume to continue"
+INTERRUPTED = {"train": RESUME, "reveal": RESUME, "scan": RESUME,
+               "demo": "finished work is saved: rerun classwise demo to continue"}
+"""What Ctrl-C leaves, per command (a command not named here saves nothing)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: returns the exit status (0 ok, 2 usage error, 1 run-time failure)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    command = next((a for a in argv if not a.startswith("-")), None)
     try:
         parser, handlers = build_parser()
         args = parser.parse_args(argv)
@@ -442,8 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"classwise: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("classwise: interrupted; finished work is saved: rerun the same command with "
-              "--resume to continue", file=sys.stderr)
+        print(f"classwise: interrupted; {INTERRUPTED.get(command, 'nothing was saved')}",
+              file=sys.stderr)
         return 130
     except Exception as e:  # a bug or an unforeseen input: one line unless --debug
         if debug:
