@@ -39,7 +39,7 @@ def test_train_writes_a_loadable_model(runs):
 
 def test_reveal_writes_patterns_npz(runs):
     with np.load(runs / "run" / "patterns.npz") as f:
-        assert set(f.files) == {"classes", "canvases", "masks", "patterns"}
+        assert set(f.files) == {"classes", "canvases", "masks", "patterns", "ranks"}
         classes, canvases, masks, patterns = (f[k] for k in ("classes", "canvases", "masks",
                                                               "patterns"))
     assert classes.tolist() == CLASSES

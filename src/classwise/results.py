@@ -22,6 +22,8 @@ class RevealResult:
     """Per class: canvas (C, H, W), optimised mask (H, W), kept pattern (H, W) and figures.
 
     Stamping pattern ``i`` on images ``x`` is ``where(patterns[i], canvases[i], x)``.
+    ``ranks`` (n, H, W) orders each mask's pixels with its ties settled (0 first): the
+    pattern is ``ranks < pixels``, and the top ``m`` pixels of the mask ``ranks < m``.
     """
 
     classes: np.ndarray
@@ -32,6 +34,7 @@ class RevealResult:
     settings: dict[str, Any]
     class_names: list[str] = field(default_factory=list)
     examples: dict[int, Any] = field(default_factory=dict, repr=False)
+    ranks: np.ndarray | None = None
     _started: float = field(default_factory=time.perf_counter, repr=False)
 
     @classmethod
@@ -63,7 +66,8 @@ class RevealResult:
         """Write ``patterns.npz``, ``results.json`` and (by default) the pictures into ``out``."""
         out = Path(out)
         write_npz(out / "patterns.npz", classes=self.classes, canvases=self.canvases,
-                  masks=self.masks, patterns=self.patterns)
+                  masks=self.masks, patterns=self.patterns,
+                  **({} if self.ranks is None else {"ranks": self.ranks.astype(np.int32)}))
         write_json(out / "results.json", self.to_json())
         if pictures:
             from classwise.report.html import save_run_pictures, write_report
@@ -92,7 +96,8 @@ class RevealResult:
         """Read a run folder written by :meth:`save`."""
         run = Path(run)
         with np.load(run / "patterns.npz") as f:
-            arrays = {k: f[k] for k in ("classes", "canvases", "masks", "patterns")}
+            arrays = {k: f[k] for k in ("classes", "canvases", "masks", "patterns", "ranks")
+                      if k in f.files}
         meta = json.loads((run / "results.json").read_text())
         names = {r["class"]: r["name"] for r in meta["classes"]}
         return cls(records=meta["classes"], settings=meta["settings"],

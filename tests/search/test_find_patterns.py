@@ -112,3 +112,16 @@ def test_bad_input_is_one_usage_error(case, match):
         kwargs["stepsize"] = 0.1
     with pytest.raises(UsageError, match=match):
         find_patterns(tiny_model(), canvases, targets, images, labels, **kwargs)
+
+
+def test_the_pattern_is_the_head_of_each_rows_ranking_and_its_ties_are_counted():
+    from classwise.search.ops import ties_at_cut
+
+    canvases, targets, images, labels = tensors()
+    found = find_patterns(tiny_model(), canvases, targets, images, labels, pixels=5,
+                          preset="paper", max_steps=20)  # sign steps: many tied values
+    searched = found.searched  # each target's first row: the paper's one canvas
+    assert torch.equal(found.patterns[searched], found.ranks[searched] < 5)
+    assert sorted(found.ranks[0].flatten().tolist()) == list(range(64))
+    assert found.ties[searched].tolist() == [ties_at_cut(m, 5) for m in found.masks[searched]]
+    assert found.ties.max() > 1

@@ -107,7 +107,8 @@ def test_one_step_moves_each_entry_by_the_sign_step(start):
     bank = TensorBank(torch.tensor(SEARCH, dtype=torch.float32).view(4, 1, 2, 2),
                       torch.device("cpu"))
     mask = torch.tensor(start, dtype=torch.float32)[None]
-    moved, _ = MaskSearch(linear_model(), rows_of(), mask, bank, cfg, k=2).run()
+    moved = MaskSearch(linear_model(), rows_of(), mask, bank, cfg, k=2,
+                       order=torch.zeros(1, 2, 2)).run().masks
 
     _, grad = loss_and_grad_by_hand(start)
     sign = np.sign(grad)

@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from classwise.errors import UsageError
-from classwise.search.ops import blend, pixels_for_budget, project_budget, stamp, topk_mask
+from classwise.search.ops import (
+    blend,
+    pixel_ranks,
+    pixels_for_budget,
+    project_budget,
+    stamp,
+    tie_order,
+    ties_at_cut,
+    topk_mask,
+)
 
 FAST = settings(max_examples=60, deadline=None)
 
@@ -62,9 +71,42 @@ def test_topk_keeps_k_highest_with_row_major_ties(scores, data):
     np.testing.assert_array_equal(keep, topk_by_reference(scores, k))
 
 
-def test_topk_tie_goes_to_earlier_pixel():
+def test_topk_tie_goes_to_earlier_pixel_when_nothing_else_settles_it():
     keep = topk_mask(torch.tensor([[[0.5, 0.5], [0.9, 0.5]]]), 2)
     assert keep.tolist() == [[[True, False], [True, False]]]
+
+
+def tied_mask() -> torch.Tensor:
+    """8x8: four pixels at 0.9, thirty tied at 0.7 (from the top left), the rest below."""
+    mask = torch.linspace(0.0, 0.3, 64)
+    mask[:30] = 0.7
+    mask[[40, 45, 50, 63]] = 0.9
+    return mask.view(1, 8, 8)
+
+
+def test_ties_at_the_cut_go_to_a_seeded_random_order_not_the_top_rows():
+    mask, k = tied_mask(), 10
+    order = tie_order(0, torch.tensor([3]), (8, 8))
+    keep = topk_mask(mask, k, order)[0].flatten()
+    assert keep[[40, 45, 50, 63]].all()  # every strictly larger pixel is kept
+    tied = torch.nonzero(keep[:30]).flatten()
+    assert len(tied) == 6 and tied.tolist() != list(range(6))  # not the first six in rows
+    again = topk_mask(mask, k, tie_order(0, torch.tensor([3]), (8, 8)))[0].flatten()
+    assert torch.equal(keep, again)  # the same for the same seed
+    other = topk_mask(mask, k, tie_order(1, torch.tensor([3]), (8, 8)))[0].flatten()
+    assert not torch.equal(keep, other)
+    assert ties_at_cut(mask[0], k) == 30
+
+
+def test_the_last_value_before_the_clip_ranks_first_among_pixels_tied_at_one():
+    mask = torch.full((1, 2, 3), 1.0)
+    mask[0, 1, 2] = 0.4
+    preclip = torch.tensor([[[1.0, 1.02, 1.0], [1.04, 1.0, 0.4]]])
+    order = torch.arange(6.0).view(1, 2, 3)  # would favour the later pixels
+    ranks = pixel_ranks(mask, preclip, order)[0]
+    assert ranks.flatten().tolist() == [4, 1, 3, 0, 2, 5]
+    assert topk_mask(mask, 2, preclip, order)[0].flatten().tolist() == \
+        [False, True, False, True, False, False]
 
 
 @pytest.mark.parametrize("budget, pixels, size, want", [

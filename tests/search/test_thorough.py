@@ -56,7 +56,8 @@ def found(rates, searched, rank, search, seconds) -> FoundPatterns:
     return FoundPatterns(torch.tensor([0, 0, 1]), torch.arange(n * 4.0).view(n, 2, 2) + seconds,
                          torch.zeros(n, 2, 2, dtype=torch.bool), torch.tensor(rates),
                          torch.tensor(searched), [search] * n, torch.tensor(rank),
-                         torch.full((n,), seconds, dtype=torch.float64))
+                         torch.full((n,), seconds, dtype=torch.float64),
+                         torch.zeros(n, 2, 2, dtype=torch.long), torch.zeros(n, dtype=torch.long))
 
 
 def test_a_later_search_wins_a_row_only_when_it_fools_more():

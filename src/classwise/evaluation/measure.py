@@ -22,7 +22,7 @@ from classwise.data.base import Split
 from classwise.evaluation.metrics import other_class_indices, random_pattern
 from classwise.evaluation.shape import shape_figures
 from classwise.models.loading import model_device
-from classwise.search.ops import stamp, topk_mask
+from classwise.search.ops import stamp
 
 EXAMPLES_PER_CLASS = 6
 CURVE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -94,13 +94,14 @@ class TestSet:
 
 
 def class_figures(test: TestSet, target: int, canvas: np.ndarray, pattern: np.ndarray,
-                  seed: int, mask: np.ndarray | None = None,
+                  seed: int, ranks: np.ndarray | None = None,
                   object_mask: np.ndarray | None = None) -> dict[str, Any]:
     """Every figure of one class's pattern: the three powers, the budget curve (given the
-    optimised ``mask``) and the shape figures (``on_object`` given the canvas's object mask)."""
+    ``ranks`` of the optimised mask's pixels) and the shape figures (``on_object`` given the
+    canvas's object mask)."""
     figures = pattern_figures(test, target, canvas, pattern, seed)
-    if mask is not None:
-        figures["budget_curve"] = budget_curve(test, target, canvas, mask, int(pattern.sum()),
+    if ranks is not None:
+        figures["budget_curve"] = budget_curve(test, target, canvas, ranks, int(pattern.sum()),
                                                figures["predictive_power"])
     figures.update(shape_figures(pattern, object_mask))
     return figures
@@ -115,23 +116,21 @@ def pattern_figures(test: TestSet, target: int, canvas: np.ndarray, pattern: np.
             "random_pixels": test.power(target, canvas, rand)}
 
 
-def budget_curve(test: TestSet, target: int, canvas: np.ndarray, mask: np.ndarray, k: int,
+def budget_curve(test: TestSet, target: int, canvas: np.ndarray, ranks: np.ndarray, k: int,
                  power_at_k: float) -> list[list[float]]:
     """``[pixels, predictive power]`` of the mask's top pixels cut at a few multiples of ``k``.
 
-    The mask is the one optimised for ``k`` pixels; the curve shows how much of the decision
-    fewer or more of its pixels carry (measured on ``test``, like every figure). The cut at
-    ``k`` is the pattern itself, whose measured ``power_at_k`` is reused.
+    The mask is the one optimised for ``k`` pixels (``ranks`` orders its pixels); the curve
+    shows how much of the decision fewer or more of its pixels carry (measured on ``test``,
+    like every figure). The cut at ``k`` is the pattern itself, whose measured
+    ``power_at_k`` is reused.
     """
-    h, w = mask.shape
+    h, w = ranks.shape
     counts = sorted({min(max(1, round(f * k)), h * w - 1) for f in CURVE_FACTORS})
     out = []
     for n in counts:
-        if n == k:
-            out.append([n, round(power_at_k, 4)])
-            continue
-        pattern = topk_mask(torch.from_numpy(mask)[None], n)[0].numpy()
-        out.append([n, round(test.power(target, canvas, pattern), 4)])
+        power = power_at_k if n == k else test.power(target, canvas, ranks < n)
+        out.append([n, round(power, 4)])
     return out
 
 

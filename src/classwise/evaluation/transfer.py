@@ -55,7 +55,7 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
                 "versions": versions()}
     return RevealResult(source.classes.copy(), source.canvases.copy(), source.masks.copy(),
                         source.patterns.copy(), records, settings, list(ds.class_names),
-                        examples)
+                        examples, source.ranks)
 
 
 def _object_mask(source: RevealResult, i: int, ds: Dataset):

@@ -125,36 +125,38 @@ class RevealWorker:
         found = engine.find(self.plan, spec.pixels)
         rows = found.best().tolist()
         return self._measure(classes, [cands[i] for i in rows], found.masks[rows].numpy(),
-                             found.patterns[rows].numpy(), [found.search[i] for i in rows],
-                             found.seconds[rows].tolist())
+                             found.ranks[rows].numpy(), spec.pixels,
+                             [found.search[i] for i in rows], found.seconds[rows].tolist(),
+                             found.ties[rows].tolist())
 
-    def _class(self, t: int, cand: Candidate, canvas: np.ndarray, mask: np.ndarray,
-               pattern: np.ndarray, search: str, seconds: float) -> tuple[dict, Examples]:
+    def _class(self, t: int, cand: Candidate, canvas: np.ndarray, ranks: np.ndarray,
+               search: str, seconds: float, ties: int) -> tuple[dict, Examples]:
         """One class's record and example images, measured on the test split."""
         data, seed = self.data, self.spec.seed
+        pattern = ranks < self.spec.pixels
         record = {"class": int(t), "name": data.class_names[t], **cand.record(),
                   **({"search": search} if len(self.plan) > 1 else {}),
-                  "pixels": int(pattern.sum())}
-        record.update(class_figures(self.test, t, canvas, pattern, seed, mask,
+                  "pixels": int(pattern.sum()), "ties_at_cut": ties}
+        record.update(class_figures(self.test, t, canvas, pattern, seed, ranks,
                                     cand.object_mask(data)))
         record["seconds"] = round(seconds, 3)
         return record, make_examples(self.test, data.class_names, t, canvas, pattern, seed)
 
-    def _measure(self, classes: list[int], chosen: list, masks: np.ndarray,
-                 patterns: np.ndarray, searches: list[str], seconds: list[float]
+    def _measure(self, classes: list[int], chosen: list, masks: np.ndarray, ranks: np.ndarray,
+                 k: int, searches: list[str], seconds: list[float], ties: list[int]
                  ) -> RevealResult:
         """The classes' records and examples (each kept in the checkpoint as it is done)."""
         data = self.data
         canvases = CanvasBank(chosen, data, self.spec.seed, torch.device("cpu")).take(
             np.arange(len(chosen))).numpy()
-        rows = zip(classes, chosen, canvases, masks, patterns, searches, seconds, strict=True)
+        rows = zip(classes, chosen, canvases, ranks, searches, seconds, ties, strict=True)
         measured = [once(self.checkpoint, f"measured-{row[0]}", partial(self._class, *row))
                     for row in rows]
         records = [record for record, _ in measured]
         examples = {int(t): e for t, (_, e) in zip(classes, measured, strict=True)}
         return RevealResult(np.asarray(classes, np.int64), canvases.astype(np.float32),
-                            masks.astype(np.float32), patterns, records, {},
-                            list(data.class_names), examples)
+                            masks.astype(np.float32), ranks < k, records, {},
+                            list(data.class_names), examples, ranks)
 
 
 def reveal(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset | DataSource,
@@ -224,7 +226,8 @@ def reveal(model: str | Path | nn.Module | ModelSource, data: str | Path | Datas
                           np.concatenate([p.patterns for p in parts]),
                           [r for p in parts for r in p.records],
                           {**settings, "versions": versions()}, list(ds.class_names),
-                          {t: e for p in parts for t, e in p.examples.items()})
+                          {t: e for p in parts for t, e in p.examples.items()},
+                          np.concatenate([p.ranks for p in parts]))
     result.settings["seconds"] = round(time.perf_counter() - started, 2)
     return result
 

@@ -64,10 +64,11 @@ def merge_results(parts: Sequence[RevealResult]) -> RevealResult:
     def cat(name: str) -> np.ndarray:
         return np.concatenate([getattr(p, name) for p in parts])[order]
 
+    ranks = cat("ranks") if all(p.ranks is not None for p in parts) else None
     return replace(parts[0], classes=classes[order], canvases=cat("canvases"),
                    masks=cat("masks"), patterns=cat("patterns"),
                    records=[records[i] for i in order], settings=settings,
-                   examples=examples)
+                   examples=examples, ranks=ranks)
 
 
 def merge(runs: Sequence[str | Path], out: str | Path) -> RevealResult:

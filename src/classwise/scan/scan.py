@@ -59,7 +59,7 @@ from classwise.scan.reference import reference_log_sizes
 from classwise.search.checkpoint import Checkpoint, once
 from classwise.search.config import SearchConfig, make_config
 from classwise.search.find import Engine
-from classwise.search.ops import project_budget, topk_mask
+from classwise.search.ops import project_budget, tie_order, ties_at_cut, topk_mask
 from classwise.search.rows import Rows
 from classwise.seeding import rng
 from classwise.sources import DataSource, ModelSource, data_source, fingerprint, model_source
@@ -249,6 +249,9 @@ class _Rung:
     k: int
     rate: float
     mask: np.ndarray
+    ranks: np.ndarray
+    """Each pixel's place in the mask's ranking (ties at the cut settled, see
+    :func:`~classwise.search.ops.pixel_ranks`)."""
     candidate: Any
     pixels: int
     kept_rate: float
@@ -275,12 +278,15 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
                     SplitBank(ds.train, pools.search, dev), ds.train.labels[pools.search], seed,
                     dev, checkpoint=checkpoint)
     rows = engine.rows(list(range(len(cands))), cfg)
-    ladder_state = _Ladder(torch.zeros(len(cands), *ds.image_shape[1:], device=dev),
-                           torch.zeros(len(cands)), {t: [] for t in range(ds.num_classes)}, set())
+    shape = (len(cands), *ds.image_shape[1:])
+    ladder_state = _Ladder(torch.zeros(shape, device=dev), torch.zeros(len(cands)),
+                           torch.zeros(shape, dtype=torch.long, device=dev),
+                           {t: [] for t in range(ds.num_classes)}, set())
     done = [k for k in ladder if checkpoint and checkpoint.finished(f"ladder-{k}") is not None]
     if done:
         ladder_state = checkpoint.finished(f"ladder-{done[-1]}")
         ladder_state.masks = ladder_state.masks.to(dev)
+        ladder_state.ranks = ladder_state.ranks.to(dev)
         rows.load_state_dict(ladder_state.samplers)
     state = ladder_state
     bar = progress(total=len(ladder) * ds.num_classes, enabled=show_progress,
@@ -297,10 +303,11 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
             if best_rate >= WEAK_FROM:
                 state.dropped.update(i for i in own if state.rates[i] < best_rate / 2)
             reached = best_rate >= rate
-            pixels, kept_rate = (_fewest(engine, state.masks[best], rows.take([best]), rate, k,
+            pixels, kept_rate = (_fewest(engine, state.ranks[best], rows.take([best]), rate, k,
                                          best_rate) if reached else (k, best_rate))
             state.tried[t].append(_Rung(k, best_rate, state.masks[best].cpu().numpy(),
-                                        cands[best], pixels, kept_rate))
+                                        state.ranks[best].cpu().numpy(), cands[best], pixels,
+                                        kept_rate))
             bar.update(1 if not reached else 1 + len(ladder) - len(state.tried[t]))
         if checkpoint:
             state.samplers = rows.state_dict()
@@ -312,8 +319,7 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
     index_of = ("log(pixels_to_reach)" if ref is None else
                 "log(pixels_to_reach) - median reference log(pixels_to_reach)")
     kept = [rungs[-1] for rungs in tried.values()]
-    patterns = np.stack([topk_mask(torch.from_numpy(r.mask)[None], r.pixels)[0].numpy()
-                         for r in kept])
+    patterns = np.stack([r.ranks < r.pixels for r in kept])
     canvases = CanvasBank([r.candidate for r in kept], ds, seed, torch.device("cpu")).take(
         np.arange(len(kept))).numpy()
     test = TestSet(net, ds.test)
@@ -332,7 +338,7 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
     result = RevealResult(np.arange(ds.num_classes), canvases.astype(np.float32),
                           np.stack([r.mask for r in kept]).astype(np.float32), patterns,
                           records, {**settings, "index_of": index_of, "versions": versions()},
-                          list(ds.class_names), examples)
+                          list(ds.class_names), examples, np.stack([r.ranks for r in kept]))
     reached = np.array([e["reached"] for e in extra])
     logs = np.log(values) - (0.0 if ref is None else ref)
     return ScanResult("classwise", "pixels_to_reach", values, reached_index(logs, reached),
@@ -344,6 +350,7 @@ def _measure(test: TestSet, ds: Dataset, t: int, kept: _Rung, canvas: np.ndarray
     """Class ``t``'s record and example images for its kept pattern, on the test split."""
     record = {"class": t, "name": ds.class_names[t], **kept.candidate.record(),
               "pixels": int(pattern.sum()),
+              "ties_at_cut": ties_at_cut(torch.from_numpy(kept.mask), kept.pixels),
               **class_figures(test, t, canvas, pattern, seed,
                               object_mask=kept.candidate.object_mask(ds)), "seconds": 0.0}
     return record, make_examples(test, ds.class_names, t, canvas, pattern, seed)
@@ -359,9 +366,10 @@ def _climb(engine: Engine, rows: Rows, state: _Ladder, live: list[int], cfg: Sea
         rows.load_state_dict(before)
         sub = rows.take(live)
         start = project_budget(state.masks[live] + 0.5 * engine.start(sub, cfg, k), k)
-        state.masks[live], held_out = engine.optimise(sub, start, cfg, k, f"rung-{k}")
-        state.rates[live] = (held_out if held_out is not None else
-                             engine.rates(sub, topk_mask(state.masks[live], k)))
+        outcome = engine.optimise(sub, start, cfg, k, f"rung-{k}")
+        state.masks[live], state.ranks[live] = outcome.masks, outcome.ranks
+        state.rates[live] = (outcome.rates if outcome.rates is not None else
+                             engine.rates(sub, outcome.ranks < k))
 
     engine.retrying(attempt)
 
@@ -373,6 +381,7 @@ class _Ladder:
 
     masks: torch.Tensor
     rates: torch.Tensor
+    ranks: torch.Tensor
     tried: dict[int, list[_Rung]]
     dropped: set[int]
     samplers: list[dict] = field(default_factory=list)
@@ -395,16 +404,17 @@ def _climbing(rungs: list[_Rung], rate: float) -> bool:
     return not rungs or rungs[-1].rate < rate
 
 
-def _fewest(engine: Engine, mask: torch.Tensor, row: Rows, rate: float, k: int,
+def _fewest(engine: Engine, ranks: torch.Tensor, row: Rows, rate: float, k: int,
             rate_at_k: float) -> tuple[int, float]:
-    """The fewest of ``mask``'s top pixels reaching ``rate`` (its top ``k`` do), and their rate.
+    """The fewest of a mask's top pixels (``ranks``, H x W) reaching ``rate`` (its top ``k``
+    do), and their rate.
 
     Bisection over the ranking's length, on the row's held-out search images.
     """
     lo, hi, hi_rate = 0, k, rate_at_k
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        r = float(engine.rates(row, topk_mask(mask[None], mid))[0])
+        r = float(engine.rates(row, ranks[None] < mid)[0])
         if r >= rate:
             hi, hi_rate = mid, r
         else:
@@ -444,7 +454,8 @@ def _neural_cleanse(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, i
     records, patterns = [], []
     for t, mask, canvas, l1 in zip(nc.classes, nc.masks, nc.patterns, nc.l1, strict=True):
         k = min(max(1, round(float(l1))), h * w - 1)
-        pattern = topk_mask(torch.from_numpy(mask)[None], k)[0].numpy()
+        pattern = topk_mask(torch.from_numpy(mask)[None], k,
+                            tie_order(seed, torch.tensor([t]), (h, w)))[0].numpy()
         records.append({"class": t, "name": ds.class_names[t], "canvas_split": "neural-cleanse",
                         "pixels": k, **pattern_figures(test, t, canvas, pattern, seed)})
         result.examples[t] = make_examples(test, ds.class_names, t, canvas, pattern, seed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -18,7 +19,7 @@ from torch import nn
 from classwise.interrupt import safe_points
 from classwise.search.config import SearchConfig
 from classwise.search.objectives import Objective, make_objective
-from classwise.search.ops import blend, project_budget, stamp, topk_mask
+from classwise.search.ops import blend, pixel_ranks, project_budget, stamp, topk_mask
 from classwise.search.optimizers import make_optimizer
 from classwise.search.rows import Bank, Rows
 
@@ -71,6 +72,17 @@ def steps_for(rows: Rows, cfg: SearchConfig) -> int:
     return int(cfg.max_steps)
 
 
+class Outcome(NamedTuple):
+    """What a search of some rows ends with: masks (R, H, W), their held-out rates (R,)
+    where the search checked them, and each pixel's rank (R, H, W; the top k are the
+    pattern): by mask value, then by the last step's value before the constraint, then by a
+    seeded random order."""
+
+    masks: torch.Tensor
+    rates: torch.Tensor | None
+    ranks: torch.Tensor
+
+
 class MaskSearch:
     """The optimisation of some rows, resumable from its :meth:`state_dict`.
 
@@ -80,12 +92,17 @@ class MaskSearch:
     """
 
     def __init__(self, model: nn.Module, rows: Rows, masks: torch.Tensor, images: Bank,
-                 cfg: SearchConfig, k: int) -> None:
+                 cfg: SearchConfig, k: int, order: torch.Tensor) -> None:
         self.model, self.rows, self.images, self.cfg, self.k = model, rows, images, cfg, k
+        self.order = order.to(masks.device)
         self.objective = make_objective(cfg)
         self.masks = masks.detach().clone().requires_grad_(True)
         self.optimizer = make_optimizer(cfg, self.masks)
+        self.preclip = self.masks.detach().clone()
+        """The masks as the last step left them before the constraint: a pixel clipped at 1
+        that the step pushed further up ranks above one that only just reached 1."""
         self.best = self.masks.detach().clone()
+        self.best_preclip = self.preclip.clone()
         self.best_rate = torch.full((len(rows),), -1.0)
         self.strikes = torch.zeros(len(rows), dtype=torch.long)
         self.active = torch.arange(len(rows))
@@ -98,12 +115,12 @@ class MaskSearch:
 
     def run(self, tick: Callable[[int], None] = lambda n: None,
             checkpoint: Callable[[MaskSearch], None] | None = None,
-            every: float = 30.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+            every: float = 30.0) -> Outcome:
         """Step until done; call ``checkpoint`` every ``every`` seconds and on Ctrl-C.
 
         Ctrl-C is honoured between steps (:func:`classwise.interrupt.safe_points`), so the
         state saved is always one an uninterrupted run passes through. Returns the masks
-        kept (R, H, W) and, with early stopping, their held-out rates.
+        kept (R, H, W), with early stopping their held-out rates, and each pixel's rank.
         """
         last = time.monotonic()
         with safe_points() as stop:
@@ -116,8 +133,10 @@ class MaskSearch:
                     last = time.monotonic()
                 stop.check()
         if not self.cfg.eval_every:
-            return self.masks.detach(), None
-        return self.best, self.best_rate
+            masks, preclip, rates = self.masks.detach(), self.preclip, None
+        else:
+            masks, preclip, rates = self.best, self.best_preclip, self.best_rate
+        return Outcome(masks, rates, pixel_ranks(masks, preclip, self.order))
 
     def advance(self) -> None:
         """One step of every active row, then the early-stopping check when it is due."""
@@ -129,13 +148,16 @@ class MaskSearch:
         (grad,) = torch.autograd.grad(loss, self.masks)
         with torch.no_grad():  # rows that stopped get zero gradients and are not read again
             self.masks.sub_(self.optimizer.direction(grad))
+            self.preclip.copy_(self.masks)
             self.masks.copy_(self.objective.constrain(self.masks, k))
         self.step += 1
         if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == self.total):
             current = self.masks.detach()[on]
-            rates = fooling_rate(self.model, topk_mask(current, k), sub, self.images)
+            cut = topk_mask(current, k, self.preclip[on], self.order[on])
+            rates = fooling_rate(self.model, cut, sub, self.images)
             better = rates > self.best_rate[active]
             self.best[on[better.to(on.device)]] = current[better.to(on.device)]
+            self.best_preclip[on[better.to(on.device)]] = self.preclip[on][better.to(on.device)]
             self.best_rate[active[better]] = rates[better]
             self.strikes[active] = torch.where(better, 0, self.strikes[active] + 1)
             self.active = active[self.strikes[active] < cfg.patience]
@@ -143,7 +165,8 @@ class MaskSearch:
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where the search stands."""
         return {"step": self.step, "masks": self.masks.detach().cpu(),
-                "best": self.best.cpu(), "best_rate": self.best_rate.clone(),
+                "preclip": self.preclip.cpu(), "best": self.best.cpu(),
+                "best_preclip": self.best_preclip.cpu(), "best_rate": self.best_rate.clone(),
                 "strikes": self.strikes.clone(), "active": self.active.clone(),
                 "optimizer": self.optimizer.state_dict(), "samplers": self.rows.state_dict()}
 
@@ -151,7 +174,9 @@ class MaskSearch:
         device = self.masks.device
         with torch.no_grad():
             self.masks.copy_(state["masks"].to(device))
+        self.preclip = state["preclip"].to(device)
         self.best = state["best"].to(device)
+        self.best_preclip = state["best_preclip"].to(device)
         self.best_rate, self.strikes = state["best_rate"], state["strikes"]
         self.active, self.step = state["active"], state["step"]
         self.optimizer.load_state_dict(state["optimizer"])

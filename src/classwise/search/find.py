@@ -23,8 +23,8 @@ from classwise.errors import UsageError
 from classwise.progress import progress
 from classwise.search.checkpoint import Checkpoint, once
 from classwise.search.config import Plan, SearchConfig, make_plan
-from classwise.search.engine import MaskSearch, fooling_rate, initial_masks
-from classwise.search.ops import topk_mask
+from classwise.search.engine import MaskSearch, Outcome, fooling_rate, initial_masks
+from classwise.search.ops import pixel_ranks, tie_order, ties_at_cut
 from classwise.search.rows import Bank, Rows, RowSampler, as_bank
 
 PIXELS_PER_PASS = 1 << 19
@@ -54,6 +54,12 @@ class FoundPatterns:
     screening rank; ties of ``rates`` go to the lower."""
     seconds: torch.Tensor
     """Search seconds spent on each row's target."""
+    ranks: torch.Tensor
+    """Each pixel's place in its row's ranking (R, H, W; 0 first): by mask value, then by
+    the last step's value before the constraint, then by a seeded random order; the
+    pattern is the first ``pixels`` of it, and any other cut of the mask is a prefix."""
+    ties: torch.Tensor
+    """How many pixels share the mask value of the last one kept (R,)."""
 
     def best(self) -> torch.Tensor:
         """Per target, in order of first appearance, the searched row whose pattern fools
@@ -231,44 +237,51 @@ class Engine:
         """Each row's held-out rate for ``patterns`` (R, H, W)."""
         return fooling_rate(self.model, patterns, rows, self.images)
 
+    def order(self, rows: Rows) -> torch.Tensor:
+        """The seeded random order that settles ties at the cut, for each of ``rows``."""
+        return tie_order(self.seed, rows.targets.cpu(), tuple(rows.canvases.shape[2:]))
+
     def optimise(self, rows: Rows, masks: torch.Tensor, cfg: SearchConfig, k: int,
-                 key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 key: str) -> Outcome:
         """Optimise ``masks`` of ``rows`` from the given start, a pass at a time.
 
         With a checkpoint, each pass's result is kept once it ends and the pass in progress
         is saved every 30 s and on Ctrl-C, under ``key``: called again with the same rows
         and start, it skips the ended passes and continues the one in progress. Returns the
-        masks kept and, with held-out checks, their rates.
+        masks kept, with held-out checks their rates, and each pixel's rank.
         """
-        out_masks, out_rates = masks.detach().clone(), torch.full((len(rows),), float("nan"))
-        size = self.pass_size(cfg)
-        for i, part in enumerate(chunks(list(range(len(rows))), size)):
-            m, r = self._optimise_pass(rows.take(part), masks[part], cfg, k, f"{key}-{size}-{i}")
-            out_masks[part] = m.to(out_masks.device)
-            if r is not None:
-                out_rates[part] = r
-        return out_masks, (out_rates if cfg.eval_every else None)
+        parts = [self._optimise_pass(rows.take(part), masks[part], cfg, k,
+                                     f"{key}-{self.pass_size(cfg)}-{i}")
+                 for i, part in enumerate(chunks(list(range(len(rows))),
+                                                 self.pass_size(cfg)))]
+        rates = [o.rates for o in parts]
+        return Outcome(torch.cat([o.masks.to(masks.device) for o in parts]),
+                       torch.cat(rates) if cfg.eval_every else None,
+                       torch.cat([o.ranks.to(masks.device) for o in parts]))
 
     def _optimise_pass(self, rows: Rows, masks: torch.Tensor, cfg: SearchConfig, k: int,
-                       key: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       key: str) -> Outcome:
         ckpt = self.checkpoint
         done = ckpt.finished(key) if ckpt else None
         if done is not None:
             rows.load_state_dict(done["samplers"])
-            return done["masks"].to(self.device), done["rates"]
-        search = MaskSearch(self.model, rows, masks.to(self.device), self.images, cfg, k)
+            return done["outcome"]
+        search = MaskSearch(self.model, rows, masks.to(self.device), self.images, cfg, k,
+                            self.order(rows))
         saved = ckpt.partial(key) if ckpt else None
         if saved is not None:
             search.load_state_dict(saved)
         bar = progress(total=search.total * len(rows), enabled=self.show_progress,
                        desc=f"classes {int(rows.targets[0])}..{int(rows.targets[-1])}",
                        unit="row-step", initial=search.step * len(rows))
-        m, r = search.run(tick=bar.update, checkpoint=(lambda s: ckpt.save_partial(
+        outcome = search.run(tick=bar.update, checkpoint=(lambda s: ckpt.save_partial(
             key, s.state_dict())) if ckpt else None, every=ckpt.every if ckpt else 0.0)
         bar.close()
         if ckpt:
-            ckpt.save_finished(key, {"masks": m.cpu(), "rates": r, "samplers": rows.state_dict()})
-        return m, r
+            ckpt.save_finished(key, {"outcome": Outcome(*(None if t is None else t.cpu()
+                                                          for t in outcome)),
+                                     "samplers": rows.state_dict()})
+        return outcome
 
     def retrying(self, work: Callable[[], Any]) -> Any:
         """``work()``, again with half the rows per pass each time the device runs out of
@@ -301,7 +314,9 @@ class Engine:
                               torch.zeros(n, h, w, dtype=torch.bool),
                               torch.full((n,), float("nan")), torch.zeros(n, dtype=torch.bool),
                               [name] * n, torch.full((n,), UNRANKED, dtype=torch.long),
-                              torch.zeros(n, dtype=torch.float64))
+                              torch.zeros(n, dtype=torch.float64),
+                              torch.zeros(n, h, w, dtype=torch.long),
+                              torch.zeros(n, dtype=torch.long))
         pending = list(groups)
         while pending:
             part = pending[:max(1, self.pass_size(cfg) // cfg.finalists)]
@@ -330,8 +345,9 @@ class Engine:
         positions = [p for t in part for p in groups[t]]
         rows = self.rows(positions, cfg)
         start = self.start(rows, cfg, k)
+        ranks = pixel_ranks(start, self.order(rows))
         screened = len(positions) > len(part)
-        rates = (self.rates(rows, topk_mask(start, k)) if screened
+        rates = (self.rates(rows, ranks < k) if screened
                  else torch.full((len(rows),), float("nan")))
         keep, rank, begin = [], torch.full((len(rows),), UNRANKED, dtype=torch.long), 0
         for t in part:
@@ -341,18 +357,21 @@ class Engine:
             rank[begin + order] = torch.arange(size)
             keep += (begin + order[:cfg.finalists]).tolist()
             begin += size
-        masks, kept_rates = self.optimise(rows.take(keep), start[keep], cfg, k, key)
-        masks = start.cpu().index_copy(0, torch.tensor(keep), masks.cpu())
+        outcome = self.optimise(rows.take(keep), start[keep], cfg, k, key)
+        kept = torch.tensor(keep)
+        masks = start.cpu().index_copy(0, kept, outcome.masks.cpu())
+        ranks = ranks.cpu().index_copy(0, kept, outcome.ranks.cpu())
         searched = torch.zeros(len(rows), dtype=torch.bool)
         searched[keep] = True
-        if kept_rates is not None:
-            rates = rates.index_copy(0, torch.tensor(keep), kept_rates)
+        if outcome.rates is not None:
+            rates = rates.index_copy(0, kept, outcome.rates)
         else:
             rates[keep] = float("nan")
         seconds = (time.perf_counter() - began) / len(part)
-        return positions, FoundPatterns(self.targets[positions], masks, topk_mask(masks, k),
-                                        rates, searched, [name] * len(rows), rank,
-                                        torch.full((len(rows),), seconds, dtype=torch.float64))
+        return positions, FoundPatterns(
+            self.targets[positions], masks, ranks < k, rates, searched, [name] * len(rows),
+            rank, torch.full((len(rows),), seconds, dtype=torch.float64), ranks,
+            torch.tensor([ties_at_cut(m, k) for m in masks]))
 
 
 def _out_of_memory(error: BaseException) -> bool:

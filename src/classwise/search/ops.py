@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from classwise.errors import UsageError
+from classwise.seeding import generator
 
 
 def pixels_for_budget(budget: float | None, pixels: int | None, height: int, width: int) -> int:
@@ -38,16 +39,38 @@ def stamp(x: torch.Tensor, canvas: torch.Tensor, pattern: torch.Tensor) -> torch
     return torch.where(pattern.bool(), canvas, x)
 
 
-def topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean masks (R, H, W) keeping the ``k`` highest scores of each row.
+def pixel_ranks(scores: torch.Tensor, *ties: torch.Tensor) -> torch.Tensor:
+    """Each pixel's place in its row (0 first), the rows (R, H, W) ordered by ``scores``,
+    highest first; equal scores are ordered by each of ``ties`` in turn (higher first), and
+    what is still equal by row-major position."""
+    r = len(scores)
+    keys = [t.reshape(r, -1) for t in (scores, *ties)]
+    order = torch.arange(keys[0].shape[1], device=scores.device).expand(r, -1)
+    for key in reversed(keys):  # stable sorts from the last key to the first: lexicographic
+        order = order.gather(1, torch.argsort(-key.gather(1, order), dim=1, stable=True))
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(order.shape[1], device=scores.device).expand(r, -1))
+    return ranks.view(scores.shape)
 
-    Ties go to the earlier pixel in row-major order, so the result is deterministic.
-    """
-    flat = scores.reshape(len(scores), -1)
-    order = torch.argsort(-flat, dim=1, stable=True)[:, :k]
-    keep = torch.zeros_like(flat, dtype=torch.bool)
-    keep.scatter_(1, order, True)
-    return keep.view(scores.shape)
+
+def topk_mask(scores: torch.Tensor, k: int, *ties: torch.Tensor) -> torch.Tensor:
+    """Boolean masks (R, H, W) keeping the ``k`` highest scores of each row, equal scores
+    ordered as :func:`pixel_ranks` orders them."""
+    return pixel_ranks(scores, *ties) < k
+
+
+def tie_order(seed: int, targets: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """A seeded random order of the pixels per row (R, H, W), one per target class: the last
+    word on ties at the cut, so no region of the image is favoured."""
+    n = shape[0] * shape[1]
+    rows = [torch.randperm(n, generator=generator(seed, int(t), 0x71E)) for t in targets]
+    return torch.stack(rows).view(len(targets), *shape).float()
+
+
+def ties_at_cut(mask: torch.Tensor, k: int) -> int:
+    """How many pixels of ``mask`` (H, W) share the value of its ``k``-th highest."""
+    flat = mask.reshape(-1)
+    return int((flat == flat.topk(k).values[-1]).sum())
 
 
 def project_budget(mask: torch.Tensor, k: float, iterations: int = 40) -> torch.Tensor:
