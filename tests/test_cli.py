@@ -74,6 +74,15 @@ def test_pictures_and_report(runs, run):
     assert "<html" in (runs / run / "report.html").read_text().lower()
 
 
+def test_the_search_length_is_set_on_the_command_line_for_any_preset(runs, tmp_path):
+    for preset in ("paper", "default"):
+        out = tmp_path / preset
+        assert main(reveal_args(runs, out, **{"--preset": preset, "--epochs": "0.5",
+                                              "--search-images": "40"})) == 0
+        search = json.loads((out / "results.json").read_text())["settings"]["search"]
+        assert (search["epochs"], search["search_images"]) == (0.5, 40)
+
+
 def test_evaluate_reproduces_the_reveal(runs):
     found = json.loads((runs / "run" / "results.json").read_text())
     again = json.loads((runs / "eval" / "results.json").read_text())
@@ -118,6 +127,9 @@ BAD = {
     "whole budget": (lambda runs, tmp: {"--pixels": None, "--budget": "1"}, "budget"),
     "negative budget": (lambda runs, tmp: {"--pixels": None, "--budget": "-0.5"}, "budget"),
     "pixels and budget": (lambda runs, tmp: {"--budget": "0.1"}, "not allowed with"),
+    "negative epochs": (lambda runs, tmp: {"--epochs": "-1"}, "must be positive"),
+    "negative search images": (lambda runs, tmp: {"--search-images": "-3"},
+                               "search images -3 must be positive"),
 }
 
 

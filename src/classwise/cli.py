@@ -251,7 +251,8 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
     _data_args(p)
     p.add_argument("--classes", default="all", help="all, or a list such as 0,3,7 (or names)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--budget", type=float, help="share of pixels kept (default 0.05)")
+    size.add_argument("--budget", type=float, help="share of pixels kept (default 0.05; the "
+                      "paper preset keeps its own 50 of 32x32 and 2,500 of 224x224 pixels)")
     size.add_argument("--pixels", type=int, help="number of pixels kept")
     p.add_argument("--preset", default="default", choices=list(PRESETS),
                    help="default (fast), thorough (default plus the top-down search, per "
@@ -261,6 +262,11 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
                    "'+' (default: the preset's)")
     p.add_argument("--max-batch", type=int, help="search images per forward pass "
                    "(default: from the image size)")
+    g = p.add_argument_group("search length (default: the preset's)")
+    g.add_argument("--epochs", type=float, help="passes over each class's search images")
+    g.add_argument("--max-steps", type=int, help="steps per search instead of epochs")
+    g.add_argument("--search-images", type=int, help="search images per class (the paper "
+                   "preset's 1,800; every one with --search-images 0)")
     _common(p)
     _out(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -283,7 +289,9 @@ def run_reveal(args: argparse.Namespace) -> None:
                     preset=args.preset, canvas=args.canvas, seed=args.seed, device=args.device,
                     max_batch=args.max_batch, show_progress=not args.no_progress,
                     model_name=args.model, checkpoint=out / DIRNAME, resume=args.resume,
-                    shard=args.shard, executor=args.executor, ray_address=args.ray_address)
+                    shard=args.shard, executor=args.executor, ray_address=args.ray_address,
+                    epochs=args.epochs, max_steps=args.max_steps,
+                    search_images=args.search_images)
     _finish(result, out)
     shutil.rmtree(out / DIRNAME, ignore_errors=True)
 

@@ -124,3 +124,41 @@ def test_max_steps_override_shortens_the_paper_preset():
     sampler = RowSampler(np.arange(100), seed=0, target=0, slot=0)
     assert steps_for(Rows(torch.zeros(1, dtype=torch.long), torch.zeros(1, 1, 2, 2),
                           [sampler]), cfg) == 3
+
+
+def test_the_paper_keeps_its_own_k_per_resolution():
+    from classwise.search.config import preset_pixels
+
+    assert preset_pixels("paper", 32, 32) == 50  # not round(0.05 * 1024) = 51
+    assert preset_pixels("paper", 224, 224) == 2500  # not 2,509
+    assert preset_pixels("paper", 28, 28) is None  # elsewhere round(0.05 * H * W)
+    assert preset_pixels("default", 32, 32) is None
+
+
+def test_a_paper_reveal_of_32px_images_keeps_50_pixels_unless_told_otherwise():
+    from classwise import reveal
+    from classwise.data.base import ArraySplit, Dataset
+    from classwise.models import create_model
+
+    gen = np.random.default_rng(0)
+    x = gen.integers(0, 256, (40, 3, 32, 32), dtype=np.uint8)
+    y = np.arange(40) % 2
+    data = Dataset("tiny32", ArraySplit(x[:30], y[:30]), ArraySplit(x[30:], y[30:]))
+    net = create_model("small-cnn", (3, 32, 32), 2)
+    quick = dict(classes="0", preset="paper", show_progress=False, max_steps=2)
+    assert reveal(net, data, **quick).records[0]["pixels"] == 50
+    assert reveal(net, data, budget=0.05, **quick).records[0]["pixels"] == 51
+    assert reveal(net, data, pixels=7, **quick).records[0]["pixels"] == 7
+
+
+def test_imagenet_sized_images_get_the_papers_imagenet_schedule():
+    from classwise.search.config import make_plan
+
+    (_, cifar), = make_plan("paper", (3, 32, 32))
+    (_, imagenet), = make_plan("paper", (3, 224, 224))
+    assert (cifar.epochs, cifar.search_images) == (5, 1800)
+    assert (imagenet.epochs, imagenet.search_images) == (1, None)  # one epoch over them all
+    (_, told), = make_plan("paper", (3, 224, 224), epochs=2, search_images=500)
+    assert (told.epochs, told.search_images) == (2, 500)  # the command line wins
+    (_, default), = make_plan("default", (3, 224, 224))
+    assert default == make_plan("default", (3, 32, 32))[0][1]

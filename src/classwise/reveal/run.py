@@ -31,7 +31,7 @@ from classwise.reveal.canvas import Candidate, CanvasBank, candidates_for, parse
 from classwise.reveal.pools import SplitBank, partition
 from classwise.reveal.shards import shard_classes
 from classwise.search.checkpoint import Checkpoint, once
-from classwise.search.config import Plan, make_plan
+from classwise.search.config import Plan, make_plan, preset_pixels
 from classwise.search.find import Engine, chunks, rows_per_pass
 from classwise.search.ops import pixels_for_budget
 from classwise.sources import (
@@ -73,9 +73,9 @@ class RevealSpec:
     device: str | None = None
     max_batch: int | None = None
 
-    @property
-    def plan(self) -> Plan:
-        return make_plan(self.preset, **self.search)
+    def plan(self, image_shape: tuple[int, int, int]) -> Plan:
+        """The searches of the run for images of ``image_shape``."""
+        return make_plan(self.preset, image_shape, **self.search)
 
 
 class RevealWorker:
@@ -93,7 +93,7 @@ class RevealWorker:
         self.data = data if data is not None else spec.data.open()
         self.model = model if model is not None else spec.model.open(self.data, spec.device)
         self.device = resolve_device(self.model, spec.device)
-        self.plan = spec.plan
+        self.plan = spec.plan(self.data.image_shape)
         self.pools = partition(self.data.train.labels)
         self.candidates = max(cfg.canvas_candidates for _, cfg in self.plan)
 
@@ -201,6 +201,8 @@ def reveal(model: str | Path | nn.Module | ModelSource, data: str | Path | Datas
     if shard is not None:
         wanted = shard_classes(wanted, shard)
     c, h, w = ds.image_shape
+    if budget is None and pixels is None:
+        pixels = preset_pixels(preset, h, w)
     k = pixels_for_budget(budget, pixels, h, w)
     search = {k_: v for k_, v in {"canvas": canvas, **overrides}.items() if v is not None}
     spec = RevealSpec(source, where, k, preset, search, seed, device, max_batch)

@@ -26,7 +26,7 @@ to a fifth of its search time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from classwise.errors import UsageError
@@ -95,11 +95,19 @@ def top_down(cfg: SearchConfig) -> SearchConfig:
 class Preset:
     """A preset: its first search's settings, then the searches derived from them
     (:data:`FOLLOW_UPS`) that run on the same classes; per class the pattern that fools
-    most held-out search images is kept, an earlier search winning ties."""
+    most held-out search images is kept, an earlier search winning ties. ``large`` changes
+    the first search's settings for images of ``LARGE`` pixels a side and more, and
+    ``pixels`` gives the pattern size per image size where the preset has its own."""
 
     first: str
     settings: SearchConfig
     then: tuple[str, ...] = ()
+    large: dict[str, Any] = field(default_factory=dict)
+    pixels: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
+LARGE = 224
+"""Images with both sides at least this many pixels are ImageNet-sized."""
 
 
 FOLLOW_UPS: dict[str, Callable[[SearchConfig], SearchConfig]] = {"top-down": top_down}
@@ -114,7 +122,9 @@ PRESETS: dict[str, Preset] = {
     "paper": Preset("paper", SearchConfig(
         objective="paper", optimizer="sign", step_size=0.02, batch_size=4, epochs=5,
         alpha=0.2, init="constant", init_value=0.5, search_images=1800,
-        classes_per_pass=1, canvas="index:0", canvas_candidates=1)),
+        classes_per_pass=1, canvas="index:0", canvas_candidates=1),
+        large={"epochs": 1, "search_images": None},  # ImageNet: one epoch over them all
+        pixels={(32, 32): 50, (224, 224): 2500}),
     "default": Preset("default", DEFAULT),
     "thorough": Preset("default", DEFAULT, then=("top-down",)),
 }
@@ -123,17 +133,32 @@ Plan = list[tuple[str, SearchConfig]]
 """The searches of a run, in order, each with its name."""
 
 
-def make_plan(preset: str = "default", **overrides: Any) -> Plan:
-    """The searches of ``preset``: its first with ``overrides`` applied (``None`` values are
-    ignored), then the follow-ups derived from that."""
-    if preset not in PRESETS:
-        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    chosen = PRESETS[preset]
-    cfg = _checked(replace(chosen.settings, **_valid(overrides)))
+def make_plan(preset: str = "default", image_shape: tuple[int, ...] | None = None,
+              **overrides: Any) -> Plan:
+    """The searches of ``preset`` for images of ``image_shape`` (C, H, W): its first with
+    ``overrides`` applied (``None`` values are ignored), then the follow-ups derived from
+    that."""
+    chosen = _preset(preset)
+    settings = chosen.settings
+    if image_shape is not None and min(image_shape[-2:]) >= LARGE:
+        settings = replace(settings, **chosen.large)
+    cfg = _checked(replace(settings, **_valid(overrides)))
     if chosen.then and not (cfg.eval_every and cfg.val_images):
         raise UsageError(f"the {preset} preset picks between its searches by held-out search "
                          "images; set eval_every and val_images above 0")
     return [(chosen.first, cfg)] + [(name, FOLLOW_UPS[name](cfg)) for name in chosen.then]
+
+
+def preset_pixels(preset: str, height: int, width: int) -> int | None:
+    """The pattern size ``preset`` keeps for images of ``height`` x ``width`` where it has
+    its own (the paper's 50 of 32x32 and 2,500 of 224x224), else None."""
+    return _preset(preset).pixels.get((height, width))
+
+
+def _preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UsageError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
 def make_config(preset: str = "default", **overrides: Any) -> SearchConfig:
@@ -158,6 +183,12 @@ def _checked(cfg: SearchConfig) -> SearchConfig:
         raise UsageError(f"batch size {cfg.batch_size} must be at least 1")
     if cfg.epochs is None and not cfg.max_steps:
         raise UsageError("give the search a length: epochs or max_steps")
+    if (cfg.epochs is not None and not cfg.epochs > 0) or (cfg.max_steps or 0) < 0:
+        raise UsageError(f"epochs {cfg.epochs} and max_steps {cfg.max_steps} must be "
+                         "positive; give the search a length such as --epochs 5")
+    if cfg.search_images is not None and cfg.search_images < 0:
+        raise UsageError(f"search images {cfg.search_images} must be positive, or 0 for "
+                         "every search image of the other classes")
     if cfg.init not in ("constant", "saliency"):
         raise UsageError(f"unknown init {cfg.init!r}; use constant or saliency")
     make_objective(cfg)
