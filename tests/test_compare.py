@@ -44,7 +44,9 @@ def _fake(data: str = "digits", shape=(1, 8, 8), classes=(0, 1)) -> RevealResult
 def test_compare_end_to_end(runs, tmp_path):
     out = tmp_path / "cmp"
     result = compare(runs, out=out)
-    assert {p.name for p in out.iterdir()} == {"compare.png", "compare.json", "report.html"}
+    assert {p.name for p in out.iterdir()} == {"compare.png", "flips.png", "compare.json",
+                                               "report.html"}
+    assert "flips.png" in (out / "report.html").read_text()
     saved = json.loads((out / "compare.json").read_text())
     assert saved["data"] == "digits" and saved["image_shape"] == [1, 8, 8]
     assert [r["label"] for r in saved["runs"]] == ["natural", "adversarial"]

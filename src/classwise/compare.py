@@ -90,13 +90,18 @@ class CompareResult:
         return compare_figure(self)
 
     def save(self, out: str | Path) -> Path:
-        """Write ``compare.png``, ``compare.json`` and ``report.html`` into ``out``."""
+        """Write ``compare.png``, ``flips.png`` (one heat map of what the patterns flip per
+        run, where the runs recorded it), ``compare.json`` and ``report.html`` into ``out``."""
         from classwise.fileio import save_figure
-        from classwise.report.figures import DPI
-        from classwise.report.html import write_compare_report
+        from classwise.report.figures import DPI, flips_figure
+        from classwise.report.html import flips_panel, write_compare_report
 
         out = Path(out)
         save_figure(self.figure(), out / "compare.png", dpi=DPI)
+        panels = {label: flips_panel(run.to_json())
+                  for label, run in zip(self.labels, self.runs, strict=True)}
+        if all(panel is not None for panel in panels.values()):
+            save_figure(flips_figure(panels), out / "flips.png", dpi=DPI)
         write_json(out / "compare.json", self.to_json())
         write_compare_report(out)
         return out

@@ -63,7 +63,8 @@ class RevealResult:
                 "mean_predictive_power": self.mean_predictive_power}
 
     def save(self, out: str | Path, pictures: bool = True) -> Path:
-        """Write ``patterns.npz``, ``results.json`` and (by default) the pictures into ``out``."""
+        """Write ``patterns.npz``, ``results.json`` and (by default) the pictures and
+        ``report.html`` into ``out``."""
         out = Path(out)
         write_npz(out / "patterns.npz", classes=self.classes, canvases=self.canvases,
                   masks=self.masks, patterns=self.patterns,
@@ -73,23 +74,8 @@ class RevealResult:
             from classwise.report.html import save_run_pictures, write_report
 
             save_run_pictures(out, self.examples)
-            self.save_budget_curve(out / "budget_curve.png")
             write_report(out)
         return out
-
-    def save_budget_curve(self, path: Path) -> None:
-        """Draw predictive power against the number of pixels kept, per class and mean."""
-        from classwise.fileio import save_figure
-        from classwise.report.figures import budget_curve_figure
-
-        curves = [r["budget_curve"] for r in self.records if "budget_curve" in r]
-        if not curves:
-            return
-        pixels = [p for p, _ in curves[0]]
-        series = {r["name"]: [v for _, v in r["budget_curve"]] for r in self.records[:10]
-                  if "budget_curve" in r}
-        series["mean"] = list(np.mean([[v for _, v in c] for c in curves], axis=0))
-        save_figure(budget_curve_figure(pixels, series), path, dpi=150)
 
     @classmethod
     def load(cls, run: str | Path) -> RevealResult:

@@ -71,7 +71,7 @@ def test_random_pattern_is_seeded_per_class():
 def test_evaluate_pattern_reads_the_test_split():
     """Train images are all bright (class 1 everywhere); test images are dark."""
     data = Dataset("special", split_of([1.0] * 3, [0, 1, 2]), TEST, ["a", "b", "c"])
-    figures = pattern_figures(TestSet(CornerModel(), data.test), 1, CANVAS.numpy(), CORNER,
+    figures = pattern_figures(TestSet(CornerModel(), data.test, 3), 1, CANVAS.numpy(), CORNER,
                               seed=0)
     assert figures["no_pattern"] == 0.25
     assert figures["predictive_power"] == 1.0
@@ -82,7 +82,7 @@ def test_the_figures_never_load_training_images():
     data = recording_digits()
     pattern = np.zeros((8, 8), bool)
     pattern[3:5, 3:5] = True
-    pattern_figures(TestSet(tiny_model(), data.test), 7, np.ones((1, 8, 8), np.float32),
+    pattern_figures(TestSet(tiny_model(), data.test, 10), 7, np.ones((1, 8, 8), np.float32),
                     pattern, seed=0)
     assert data.train.loaded == []
     np.testing.assert_array_equal(np.unique(data.test.all_loaded()), np.arange(len(data.test)))
@@ -94,7 +94,7 @@ def test_the_shared_test_set_gives_exactly_the_figures_of_each_class_measured_al
     from helpers import digits
 
     model, data = tiny_model(), digits()
-    test = TestSet(model, data.test)
+    test = TestSet(model, data.test, 10)
     gen = torch.Generator().manual_seed(5)
     for t in range(10):
         canvas = torch.rand(1, 8, 8, generator=gen)
@@ -109,3 +109,28 @@ def test_the_shared_test_set_gives_exactly_the_figures_of_each_class_measured_al
         for n, power in figures["budget_curve"]:
             cut = ranks < n
             assert power == round(predictive_power(model, data.test, t, canvas, cut), 4)
+
+
+def test_by_source_counts_each_source_class_and_weights_to_the_pooled_power():
+    """Hand count on a tiny model: per source class, the share flipped to the target."""
+    from helpers import digits, power_by_hand
+
+    model, data = tiny_model(), digits()
+    test = TestSet(model, data.test, 10)
+    canvas = data.train.load([int(np.flatnonzero(data.train.labels == 4)[0])])[0].numpy()
+    pattern = np.zeros((8, 8), bool)
+    pattern[2:6, 3:5] = True
+    power, shares = test.by_source(4, canvas, pattern)
+    assert shares[4] is None and len(shares) == 10
+    with torch.no_grad():
+        for s in range(10):
+            if s == 4:
+                continue
+            x = data.test.load(np.flatnonzero(data.test.labels == s)).numpy()
+            stamped = torch.from_numpy(np.where(pattern, canvas, x).astype(np.float32))
+            assert shares[s] == float((model(stamped).argmax(1) == 4).double().mean())
+    counts = np.bincount(data.test.labels, minlength=10)
+    weighted = sum(counts[s] * shares[s] for s in range(10) if s != 4) / (counts.sum() - counts[4])
+    assert power == pytest.approx(weighted, abs=1e-12)
+    assert power == power_by_hand(model, data, 4, canvas, pattern)
+    assert len({v for v in shares if v is not None}) > 2  # the classes really differ

@@ -77,7 +77,9 @@ def _fake_run(run_dir: Path, channels: int = 3, size: int = 16, scan: bool = Fal
               patterns=masks > 0.9)
     powers = rng.random(n).round(3).tolist()
     rows = [{"class": c, "name": name, "canvas_split": "test", "canvas_index": 7 * c,
-             "pixels": 12, "predictive_power": powers[c], "no_pattern": 0.01,
+             "pixels": 12, "predictive_power": powers[c],
+             "by_source": [None if s == c else round(powers[c] * s / n, 3) for s in range(n)],
+             "no_pattern": 0.01,
              "random_pixels": 0.02, "components": 3, "largest_component_share": 0.5,
              "on_object": 0.75, "seconds": 1.5} for c, name in enumerate(NAMES)]
     write_json(run_dir / "results.json", {
@@ -109,7 +111,9 @@ def test_report_links_existing_pictures_one_row_per_class(tmp_path):
     report = write_report(run)
     page = _parse(report)
     _assert_images_exist(report, page)
-    assert {"overview.png", "anomaly.png", "class_2/examples.png"} <= set(page.images)
+    assert {"overview.png", "anomaly.png", "flips.png", "class_2/examples.png"} <= set(page.images)
+    with Image.open(run / "flips.png") as picture:  # a heat map: target x source
+        assert picture.width >= 400 and picture.height >= 300
     assert len([s for s in page.images if s.endswith("canvas.png")]) == len(NAMES)
     power_table = next(t for t in page.tables if len(t[0]) == 8)  # with "on object"
     assert [row[1] for row in power_table] == NAMES
@@ -136,7 +140,7 @@ def test_report_without_pictures_or_scan(tmp_path):
 def test_grey_run_pictures(tmp_path):
     run = _fake_run(tmp_path, channels=1, size=28)
     written = save_run_pictures(run)
-    assert len(written) == 3 * len(NAMES) + 1
+    assert len(written) == 3 * len(NAMES) + 2  # the class pictures, overview and flips
     with Image.open(run / "class_0" / "canvas.png") as picture:
         assert picture.mode == "L" and picture.size == (140, 140)
     with Image.open(run / "overview.png") as picture:

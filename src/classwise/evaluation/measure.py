@@ -54,8 +54,10 @@ class TestSet:
     images, made once per run. Stamped images go through the model in batches of
     ``batch_size``, in index order."""
 
-    def __init__(self, model: nn.Module, split: Split, batch_size: int = 256) -> None:
+    def __init__(self, model: nn.Module, split: Split, num_classes: int,
+                 batch_size: int = 256) -> None:
         self.model, self.split, self.batch_size = model, split, batch_size
+        self.num_classes = num_classes
         self.device = model_device(model)
         self.labels = split.labels
         c, h, w = split.image_shape
@@ -83,10 +85,26 @@ class TestSet:
 
     def power(self, target: int, canvas: np.ndarray, pattern: np.ndarray) -> float:
         """Share of the other classes' test images classified as ``target`` once stamped."""
+        return float(self._flipped(target, canvas, pattern)[1].mean())
+
+    def by_source(self, target: int, canvas: np.ndarray, pattern: np.ndarray
+                  ) -> tuple[float, list[float | None]]:
+        """The power, and per class the share of its test images classified as ``target``
+        once stamped (None at the target itself and for a class without test images); the
+        power is their mean weighted by the classes' image counts."""
+        others, hits = self._flipped(target, canvas, pattern)
+        sources = self.labels[others]
+        shares: list[float | None] = [None] * self.num_classes
+        for s in np.unique(sources):
+            shares[int(s)] = float(hits[sources == s].mean())
+        return float(hits.mean()), shares
+
+    def _flipped(self, target: int, canvas: np.ndarray, pattern: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
         others = other_class_indices(self.split, target)
         c = torch.as_tensor(canvas, dtype=torch.float32).to(self.device)
         p = torch.as_tensor(pattern, dtype=torch.bool).to(self.device)
-        return float((self.predict(others, c, p) == target).mean())
+        return others, self.predict(others, c, p) == target
 
     def no_pattern(self, target: int) -> float:
         """Share of the other classes' test images the model already calls ``target``."""
@@ -109,9 +127,11 @@ def class_figures(test: TestSet, target: int, canvas: np.ndarray, pattern: np.nd
 
 def pattern_figures(test: TestSet, target: int, canvas: np.ndarray, pattern: np.ndarray,
                     seed: int) -> dict[str, float]:
-    """Predictive power on ``test`` with the pattern, without it, and for random pixels."""
+    """Predictive power on ``test`` with the pattern (pooled, and ``by_source`` class),
+    without it, and for as many random pixels of the canvas."""
     rand = random_pattern(pattern.shape, int(pattern.sum()), seed, target)
-    return {"predictive_power": test.power(target, canvas, pattern),
+    power, shares = test.by_source(target, canvas, pattern)
+    return {"predictive_power": power, "by_source": shares,
             "no_pattern": test.no_pattern(target),
             "random_pixels": test.power(target, canvas, rand)}
 

@@ -34,7 +34,7 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
         raise UsageError(f"the patterns are {tuple(source.canvases.shape[1:])} but the data's "
                          f"images are {(c, h, w)}; evaluate on data of the same image size")
     start = time.perf_counter()
-    test = TestSet(net, ds.test)
+    test = TestSet(net, ds.test, ds.num_classes)
     records, examples = [], {}
     for i, t in enumerate(int(t) for t in source.classes):
         class_start = time.perf_counter()

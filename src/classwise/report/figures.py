@@ -239,6 +239,34 @@ def budget_curve_figure(budgets: Sequence[float],
     return fig
 
 
+def flips_figure(panels: Mapping[str, tuple[Sequence[str], Sequence[str], np.ndarray]]
+                 ) -> Figure:
+    """Heat maps of what each pattern flips: per panel (title: target names, source names,
+    a target x source matrix of shares with NaN where there is none), one cell per source
+    class of test images, the share classified as the row's target once stamped."""
+    widths = [max(3.0, 0.32 * len(sources) + 1.6) for _, sources, _ in panels.values()]
+    height = max(2.6, 0.3 * max(len(t) for t, _, _ in panels.values()) + 1.4)
+    fig = Figure(figsize=(sum(widths), height), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), width_ratios=widths, squeeze=False)[0])
+    for ax, (title, (targets, sources, matrix)) in zip(axes, panels.items(), strict=True):
+        shown = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis", vmin=0, vmax=1,
+                          aspect="auto", interpolation="nearest")
+        ax.set_facecolor("#d9d9d9")
+        small = len(sources) <= 20 and len(targets) <= 20
+        ax.set_xticks(range(len(sources)), sources if small else [], rotation=90, fontsize=7)
+        ax.set_yticks(range(len(targets)), targets if small else [], fontsize=7)
+        ax.set_xlabel("source class (test images stamped)", fontsize=8)
+        ax.set_ylabel("target class (the pattern's)", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        if small:
+            for (i, j), v in np.ndenumerate(matrix):
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.2f}"[1:] if v < 1 else "1", ha="center",
+                            va="center", fontsize=5.5, color="white" if v < 0.6 else "black")
+    fig.colorbar(shown, ax=list(axes), shrink=0.8, label="share flipped to the target")
+    return fig
+
+
 def anomaly_figure(classes: Sequence[int], names: Sequence[str],
                    anomaly_index: Sequence[float], threshold: float,
                    flagged: Sequence[int]) -> Figure:

@@ -20,6 +20,8 @@ from classwise.report.figures import (
     DPI,
     Examples,
     anomaly_figure,
+    budget_curve_figure,
+    flips_figure,
     overview_figure,
     save_class_pictures,
 )
@@ -142,6 +144,14 @@ def save_run_pictures(run_dir: str | Path, examples: Mapping[int, Examples] | No
     written.append(run_dir / "overview.png")
     save_figure(overview_figure(arrays["canvases"][shown], arrays["masks"][shown],
                                 arrays["patterns"][shown], titles), written[-1], dpi=DPI)
+    flips = flips_panel(results)
+    if flips is not None:
+        written.append(run_dir / "flips.png")
+        save_figure(flips_figure({"": flips}), written[-1], dpi=DPI)
+    curves = budget_curves(results)
+    if curves is not None:
+        written.append(run_dir / "budget_curve.png")
+        save_figure(budget_curve_figure(*curves), written[-1], dpi=DPI)
     scan = _read_optional_json(run_dir / "scan.json")
     if scan is not None:
         rows = scan.get("classes", [])
@@ -152,6 +162,29 @@ def save_run_pictures(run_dir: str | Path, examples: Mapping[int, Examples] | No
                                    float(scan["threshold"]), scan.get("flagged", [])),
                     written[-1], dpi=DPI)
     return written
+
+
+def flips_panel(results: Mapping[str, Any]) -> tuple[list[str], list[str], np.ndarray] | None:
+    """Target names, source names and the target x source shares (``by_source``) of a run's
+    ``results.json``, or None where its records have none."""
+    rows = [r for r in results.get("classes", []) if r.get("by_source") is not None]
+    if not rows:
+        return None
+    sources = max(len(r["by_source"]) for r in rows)
+    names = {**{i: str(i) for i in range(sources)}, **_class_names(results)}
+    matrix = np.array([[np.nan if v is None else v for v in r["by_source"]] for r in rows])
+    return [names[int(r["class"])] for r in rows], [names[i] for i in range(sources)], matrix
+
+
+def budget_curves(results: Mapping[str, Any]) -> tuple[list[float], dict[str, list[float]]] | None:
+    """The pixel counts and, per class (the first ten) and for the mean, the predictive
+    power of a run's budget curves, or None where it has none."""
+    rows = [r for r in results.get("classes", []) if "budget_curve" in r]
+    if not rows:
+        return None
+    series = {str(r["name"]): [v for _, v in r["budget_curve"]] for r in rows[:10]}
+    series["mean"] = list(np.mean([[v for _, v in r["budget_curve"]] for r in rows], axis=0))
+    return [p for p, _ in rows[0]["budget_curve"]], series
 
 
 def _overview_title(c: int, name: str, power: float | None) -> str:
@@ -285,6 +318,9 @@ def write_report(run_dir: str | Path, title: str | None = None) -> Path:
         _section("Overview", _img(run_dir, "overview.png", "every class: canvas, mask, pattern",
                                   "wide")),
         _section("Predictive power", _power_table(classes, flagged) if classes else ""),
+        _section("What each pattern flips",
+                 _img(run_dir, "flips.png", "share of each source class's test images "
+                      "classified as the target once stamped", "chart")),
         _section("Predictive power by budget",
                  _img(run_dir, "budget_curve.png", "predictive power by budget", "chart")),
         _section("Classes", "".join(_class_card(run_dir, row, int(row["class"]) in flagged)
@@ -344,6 +380,9 @@ def write_compare_report(run_dir: str | Path, title: str | None = None) -> Path:
         _section("Runs", _table(["run", "source"], zip(labels, sources, strict=True),
                                 css="plain")),
         _section("Comparison", _img(run_dir, "compare.png", "comparison of the runs", "wide")),
+        _section("What each run's patterns flip",
+                 _img(run_dir, "flips.png", "per run, the share of each source class's test "
+                      "images classified as the target once stamped", "wide")),
         _section("Means", _table(["measure", *labels],
                                  ([key.replace("_", " "), *value] for key, value in means.items()),
                                  css="plain") if means else ""),

@@ -100,7 +100,7 @@ class RevealWorker:
     @cached_property
     def test(self) -> TestSet:
         """The test split the figures are measured on (loaded once, when first needed)."""
-        return TestSet(self.model, self.data.test)
+        return TestSet(self.model, self.data.test, self.data.num_classes)
 
     def check(self, classes: list[int]) -> None:
         """Refuse a bad canvas or an unusable test split before any work."""

@@ -322,7 +322,7 @@ def _classwise(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: 
     patterns = np.stack([r.ranks < r.pixels for r in kept])
     canvases = CanvasBank([r.candidate for r in kept], ds, seed, torch.device("cpu")).take(
         np.arange(len(kept))).numpy()
-    test = TestSet(net, ds.test)
+    test = TestSet(net, ds.test, ds.num_classes)
     measured = [once(checkpoint, f"measured-{t}", partial(_measure, test, ds, t, rungs[-1],
                                                             canvas, pattern, seed))
                 for t, rungs, canvas, pattern in zip(tried, tried.values(), canvases, patterns,
@@ -450,7 +450,7 @@ def _neural_cleanse(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, i
     result = RevealResult.empty(ds, {**settings, "index_of": "mask_l1",
                                      "neural_cleanse": nc.settings})
     h, w = ds.image_shape[1:]
-    test = TestSet(net, ds.test)
+    test = TestSet(net, ds.test, ds.num_classes)
     records, patterns = [], []
     for t, mask, canvas, l1 in zip(nc.classes, nc.masks, nc.patterns, nc.l1, strict=True):
         k = min(max(1, round(float(l1))), h * w - 1)
