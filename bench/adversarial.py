@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from classwise.reveal import reveal
 from common import CACHE, ROOT, cached_model, command, machine, meta, save, table
 
 from classwise.compare import compare
 from classwise.fileio import save_figure
 from classwise.report.figures import DPI
 from classwise.results import RevealResult
+from classwise.reveal import reveal
 from classwise.search.config import make_config
 
 PICTURES = ROOT.parent / "docs" / "img"

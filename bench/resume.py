@@ -77,7 +77,10 @@ def main() -> None:
     identical = same_files(out / "whole", out / "cut")
     print(table(rows, [("run", "run"), ("seconds", "wall s"), ("of the whole", "of the whole")]))
     print(f"resumed files identical to the whole run's: {identical}")
-    print(f"wrote {save(f'resume_{args.preset}', {'command': command('resume.py', args), 'machine': machine(), 'rows': rows, 'identical': identical})}")
+    path = save(f"resume_{args.preset}", {"command": command("resume.py", args),
+                                          "machine": machine(), "rows": rows,
+                                          "identical": identical})
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

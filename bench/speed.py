@@ -11,7 +11,8 @@ peak memory follows the chunk (``--big-max-batch``), not the number of classes.
 Each scale configuration runs in its own process so its peak memory (max RSS) is its own.
 The scale part times the search alone (``classwise.find_patterns``, no evaluation) with a
 fixed, short schedule on a randomly initialised small CNN with that many outputs and random
-images: the cost of the search does not depend on what the model learned. Writes bench/results/speed.json.
+images: the cost of the search does not depend on what the model learned. Writes
+bench/results/speed.json.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import torch
 from common import cached_model, machine, save, search_seconds, table
 
