@@ -35,6 +35,37 @@ def cached_model(name: str, **train_args: Any) -> Path:
     return folder
 
 
+MNIST = {"data": "mnist5k", "epochs": 5}
+SHAPES = {"data": "shapes", "epochs": 8}
+ZOO: dict[str, dict[str, dict[str, Any]]] = {
+    "dev": {
+        **{f"mnist-cnn-s{s}": {**MNIST, "arch": "small-cnn", "seed": s} for s in range(3)},
+        **{f"shapes-narrow-s{s}": {**SHAPES, "arch": "resnet18-narrow", "seed": s}
+           for s in range(3)},
+    },
+    "held-out": {
+        "mnist-lenet5bn": {**MNIST, "arch": "lenet5-bn", "seed": 0},
+        "mnist-mlp": {**MNIST, "arch": "mlp", "seed": 0},
+        "mnist-cnn-augment-long": {**MNIST, "arch": "small-cnn", "seed": 5, "epochs": 12,
+                                   "augment": True},
+        "digits-cnn": {"data": "digits", "epochs": 10, "arch": "small-cnn", "seed": 0},
+        **{f"shapes-narrow-s{s}": {**SHAPES, "arch": "resnet18-narrow", "seed": s}
+           for s in (3, 4)},
+        "shapes-resnet18": {**SHAPES, "arch": "resnet18", "seed": 0},
+    },
+}
+"""The natural zoo, by part and name: each model's training settings. Development models
+(the small CNNs on mnist5k, seeds 0-2, and the narrow ResNet-18s on shapes, seeds 0-2) are
+the only ones any setting of the search may be tuned on; held-out models are measured once
+a change is final."""
+MODELS = {name: spec for part in ZOO.values() for name, spec in part.items()}
+
+
+def zoo_model(name: str) -> Path:
+    """The folder of zoo model ``name``, trained once (see :func:`cached_model`)."""
+    return cached_model(f"natural/{name}", **MODELS[name])
+
+
 def meta(folder: Path) -> dict[str, Any]:
     return json.loads((folder / "meta.json").read_text())
 

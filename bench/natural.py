@@ -1,14 +1,20 @@
-"""Natural setting: the paper preset vs the default and thorough presets at several budgets.
+"""Natural setting: the paper preset against the default and thorough presets, model by model.
 
-    python bench/natural.py --data mnist5k
-    python bench/natural.py --data shapes --arch resnet18 --epochs 3
+    python bench/natural.py --zoo dev                  # the models settings may be tuned on
+    python bench/natural.py --zoo held-out             # measured once a change is final
+    python bench/natural.py --models mnist-cnn-s0,shapes-narrow-s0 --budgets 0.05
 
-Prints a markdown table and writes ``bench/results/natural_<data>_<arch>.json``
-(``..._s<seed>.json`` for a seed other than 0).
-Canvases and search images come from disjoint pools of the train split; every figure
-is measured on the test split. The paper's mask does not depend on the budget (its loss
-has an L1 term, not a budget), so the paper preset is searched once and cut at each
-budget; its search time is the same at every budget.
+The zoo has two parts. Development models are the only ones any setting of the search may
+be tuned on. Held-out models (other architectures, training recipes, data and seeds) are
+measured once a change is final, never tuned on. Each model is trained once (cached under
+``bench/out/``, reused only if trained with the same settings, seed included).
+
+For every model: the paper preset is searched once (its mask does not depend on the
+budget: its loss has an L1 term, not a budget) and cut at each budget; the default and
+thorough presets are searched at each budget. Every figure is measured on the test split;
+canvases and search images come from disjoint pools of the training split. Prints one
+table of every model's rows and the mean per preset and budget, and writes
+``bench/results/natural_<zoo>.json`` (``--out`` to change).
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from common import cached_model, command, machine, meta, save, search_seconds, table
+from common import MODELS, ZOO, command, machine, meta, save, search_seconds, table, zoo_model
 
 from classwise import evaluate, reveal
-from classwise.search.ops import pixels_for_budget, topk_mask
+from classwise.search.ops import pixels_for_budget
 
 
 def mean(result, key: str) -> float | None:
@@ -30,65 +36,90 @@ def mean(result, key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def row(preset: str, budget: float, result, seconds: float, search: float) -> dict:
-    return {"preset": preset, "budget": budget, "pixels": result.records[0]["pixels"],
+def row(model: str, preset: str, budget: float, result, wall: float, search: float) -> dict:
+    return {"model": model, "preset": preset, "budget": budget,
+            "pixels": result.records[0]["pixels"],
             "predictive_power": mean(result, "predictive_power"),
             "random_pixels": mean(result, "random_pixels"),
-            "no_pattern": mean(result, "no_pattern"),
-            "components": mean(result, "components"),
-            "on_object": mean(result, "on_object"), "seconds": round(seconds, 1),
-            "search_seconds": round(search, 1),
+            "no_pattern": mean(result, "no_pattern"), "components": mean(result, "components"),
+            "on_object": mean(result, "on_object"), "ties_at_cut": mean(result, "ties_at_cut"),
+            "search_seconds": round(search, 1), "seconds": round(wall, 1),
             "per_class": [round(r["predictive_power"], 3) for r in result.records]}
+
+
+def model_rows(name: str, budgets: list[float], presets: list[str], seed: int) -> list[dict]:
+    """Every preset at every budget on one model of the zoo."""
+    folder = zoo_model(name)
+    data = MODELS[name]["data"]
+    common = dict(seed=seed, show_progress=False, device="cpu")
+    rows = []
+    if "paper" in presets:
+        start = time.perf_counter()
+        paper = reveal(folder, data, preset="paper", budget=budgets[0], **common)
+        wall = time.perf_counter() - start
+        h, w = paper.masks.shape[1:]
+        for b in budgets:
+            k = pixels_for_budget(b, None, h, w)
+            cut = replace(paper, patterns=paper.ranks < k)
+            rows.append(row(name, "paper", b, evaluate(cut, folder, data, seed=seed), wall,
+                            search_seconds(paper)))
+            print(rows[-1], flush=True)
+    for preset in (p for p in presets if p != "paper"):
+        for b in budgets:
+            start = time.perf_counter()
+            result = reveal(folder, data, preset=preset, budget=b, **common)
+            rows.append(row(name, preset, b, result, time.perf_counter() - start,
+                            search_seconds(result)))
+            print(rows[-1], flush=True)
+    return rows
+
+
+def means(rows: list[dict], models: list[str]) -> list[dict]:
+    """Per preset and budget, the mean over ``models`` of each figure."""
+    out = []
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        for b in dict.fromkeys(r["budget"] for r in rows):
+            own = [r for r in rows if (r["preset"], r["budget"]) == (preset, b)]
+            out.append({"model": f"mean of {len(own)}", "preset": preset, "budget": b,
+                        **{k: float(np.mean([r[k] for r in own]))
+                           for k in ("predictive_power", "random_pixels", "no_pattern",
+                                     "search_seconds", "seconds")}})
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="mnist5k")
-    p.add_argument("--arch", default="small-cnn")
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--zoo", choices=list(ZOO), help="every model of one part of the zoo")
+    p.add_argument("--models", help=f"a comma list of {', '.join(MODELS)}")
     p.add_argument("--budgets", default="0.02,0.05,0.10")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--presets", default="paper,default,thorough")
+    p.add_argument("--seed", type=int, default=0, help="the search's seed")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--skip-paper", action="store_true")
-    p.add_argument("--presets", default="default,thorough",
-                   help="the presets searched at each budget beside the paper's")
+    p.add_argument("--out", help="result name (default: natural_<zoo>)")
     args = p.parse_args()
+    if (args.zoo is None) == (args.models is None):
+        p.error("give --zoo or --models")
+    names = list(ZOO[args.zoo]) if args.zoo else args.models.split(",")
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        p.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     torch.set_num_threads(args.threads)
     budgets = [float(b) for b in args.budgets.split(",")]
-    folder = cached_model(f"natural_{args.data}_{args.arch}_s{args.seed}", data=args.data,
-                          arch=args.arch, epochs=args.epochs, seed=args.seed)
-    rows = []
-    common = dict(seed=args.seed, show_progress=False, device="cpu")
-    if not args.skip_paper:
-        start = time.perf_counter()
-        paper = reveal(folder, args.data, preset="paper", budget=budgets[0], **common)
-        paper_seconds = time.perf_counter() - start
-        h, w = paper.masks.shape[1:]
-        for b in budgets:
-            k = pixels_for_budget(b, None, h, w)
-            cut = replace(paper, patterns=topk_mask(torch.from_numpy(paper.masks), k).numpy())
-            rows.append(row("paper", b, evaluate(cut, folder, args.data, seed=args.seed),
-                            paper_seconds, search_seconds(paper)))
-            print(rows[-1], flush=True)
-    for preset in args.presets.split(","):
-        for b in budgets:
-            start = time.perf_counter()
-            result = reveal(folder, args.data, preset=preset, budget=b, **common)
-            rows.append(row(preset, b, result, time.perf_counter() - start,
-                            search_seconds(result)))
-            print(rows[-1], flush=True)
-    cols = [("preset", "preset"), ("budget", "budget"), ("pixels", "pixels"),
+    presets = args.presets.split(",")
+    rows, models = [], {}
+    out = args.out or f"natural_{args.zoo or 'models'}"
+    for name in names:
+        rows += model_rows(name, budgets, presets, args.seed)
+        models[name] = {"settings": MODELS[name],
+                        "clean_test_accuracy": meta(zoo_model(name))["clean_test_accuracy"],
+                        "part": next(part for part, zoo in ZOO.items() if name in zoo)}
+        path = save(out, {"command": command("natural.py", args), "machine": machine(),
+                          "models": models, "rows": rows, "means": means(rows, names)})
+    cols = [("model", "model"), ("preset", "preset"), ("budget", "budget"),
             ("predictive_power", "predictive power"), ("random_pixels", "random pixels"),
-            ("no_pattern", "no pattern"), ("components", "components"),
-            ("on_object", "on object"), ("search_seconds", "search s"),
+            ("no_pattern", "no pattern"), ("search_seconds", "search s"),
             ("seconds", "wall s")]
-    print(f"model: {args.arch} on {args.data}, clean test accuracy "
-          f"{meta(folder)['clean_test_accuracy']:.3f}")
-    print(table(rows, cols))
-    seed = f"_s{args.seed}" if args.seed else ""  # seed 0 keeps the original name
-    path = save(f"natural_{args.data}_{args.arch}{seed}", {
-        "command": command("natural.py", args),
-        "model": meta(folder), "machine": machine(), "rows": rows})
+    print(table(rows + means(rows, names), cols))
     print(f"wrote {path}")
 
 

@@ -20,7 +20,7 @@ import sys
 import time
 
 import numpy as np
-from common import CACHE, cached_model, command, machine, save, table
+from common import CACHE, command, machine, save, table, zoo_model
 
 CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
          "from classwise.cli import main; sys.exit(main(sys.argv[1:]))")
@@ -56,8 +56,7 @@ def main() -> None:
     p.add_argument("--at", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    model = cached_model(f"natural_mnist5k_small-cnn_s{args.seed}", data="mnist5k",
-                         arch="small-cnn", epochs=5, seed=args.seed)
+    model = zoo_model(f"mnist-cnn-s{args.seed}")
     out = CACHE / "resume"
     shutil.rmtree(out, ignore_errors=True)
     run = ["reveal", "--model", str(model), "--data", "mnist5k", "--preset", args.preset,

@@ -25,7 +25,7 @@ import sys
 import time
 
 import torch
-from common import cached_model, machine, save, search_seconds, table
+from common import machine, save, search_seconds, table, zoo_model
 
 SCALE_STEPS = dict(max_steps=4, eval_every=0, val_images=0, canvas_candidates=1, finalists=1,
                    init="constant", batch_size=8)
@@ -82,8 +82,7 @@ def preset_rows(seed: int) -> list[dict]:
     """
     from classwise import reveal
 
-    folder = cached_model(f"natural_mnist5k_small-cnn_s{seed}", data="mnist5k",
-                          arch="small-cnn", epochs=5, seed=seed)
+    folder = zoo_model(f"mnist-cnn-s{seed}")
     rows = []
     for preset in ("paper", "default"):
         start = time.perf_counter()

@@ -43,8 +43,9 @@ def poisoned() -> TrainedModel:
 
 @cache
 def revealed() -> RevealResult:
-    """Every class of :func:`tiny_model` revealed with the default preset at 10% of the pixels."""
-    return reveal(tiny_model(), digits(), budget=0.1, show_progress=False)
+    """Every class of :func:`tiny_model` revealed with the default preset at 10% of the pixels,
+    with its budget curve."""
+    return reveal(tiny_model(), digits(), budget=0.1, show_progress=False, curve=True)
 
 
 class RecordingSplit(ArraySplit):

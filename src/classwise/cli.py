@@ -262,6 +262,9 @@ def add_reveal(sub: argparse._SubParsersAction) -> Handler:
                    "'+' (default: the preset's)")
     p.add_argument("--max-batch", type=int, help="search images per forward pass "
                    "(default: from the image size)")
+    p.add_argument("--curve", action="store_true", help="also measure each class's budget "
+                   "curve (its mask cut at 1/4, 1/2, 2 and 4 times the budget): four more "
+                   "passes over the test split per class")
     g = p.add_argument_group("search length (default: the preset's)")
     g.add_argument("--epochs", type=float, help="passes over each class's search images")
     g.add_argument("--max-steps", type=int, help="steps per search instead of epochs")
@@ -290,7 +293,7 @@ def run_reveal(args: argparse.Namespace) -> None:
                     max_batch=args.max_batch, show_progress=not args.no_progress,
                     model_name=args.model, checkpoint=out / DIRNAME, resume=args.resume,
                     shard=args.shard, executor=args.executor, ray_address=args.ray_address,
-                    epochs=args.epochs, max_steps=args.max_steps,
+                    curve=args.curve, epochs=args.epochs, max_steps=args.max_steps,
                     search_images=args.search_images)
     _finish(result, out)
     shutil.rmtree(out / DIRNAME, ignore_errors=True)

@@ -56,7 +56,7 @@ def outputs(net: torch.nn.Module) -> tuple[dict[str, np.ndarray], dict[str, Any]
     arrays, records = {}, {}
     for name, options in CASES.items():
         result = reveal(net, "digits", classes=CLASSES, pixels=4, seed=1, show_progress=False,
-                        device="cpu", **options)
+                        device="cpu", curve=True, **options)
         for key in ("classes", "canvases", "masks", "patterns"):
             arrays[f"{name}/{key}"] = getattr(result, key)
         records[name] = stable(result.records)

@@ -72,6 +72,8 @@ class RevealSpec:
     seed: int = 0
     device: str | None = None
     max_batch: int | None = None
+    curve: bool = False
+    """Whether each class's budget curve is measured (four more passes over the test split)."""
 
     def plan(self, image_shape: tuple[int, int, int]) -> Plan:
         """The searches of the run for images of ``image_shape``."""
@@ -137,7 +139,8 @@ class RevealWorker:
         record = {"class": int(t), "name": data.class_names[t], **cand.record(),
                   **({"search": search} if len(self.plan) > 1 else {}),
                   "pixels": int(pattern.sum()), "ties_at_cut": ties}
-        record.update(class_figures(self.test, t, canvas, pattern, seed, ranks,
+        record.update(class_figures(self.test, t, canvas, pattern, seed,
+                                    ranks if self.spec.curve else None,
                                     cand.object_mask(data)))
         record["seconds"] = round(seconds, 3)
         return record, make_examples(self.test, data.class_names, t, canvas, pattern, seed)
@@ -166,7 +169,7 @@ def reveal(model: str | Path | nn.Module | ModelSource, data: str | Path | Datas
            show_progress: bool = True, model_name: str | None = None,
            checkpoint: str | Path | None = None, resume: bool = False,
            shard: str | None = None, executor: str = "local", ray_address: str | None = None,
-           **overrides: Any) -> RevealResult:
+           curve: bool = False, **overrides: Any) -> RevealResult:
     """Reveal the class-wise pattern of each class of ``model`` on ``data``.
 
     Canvases and search images come from disjoint pools of the ``train`` split; every
@@ -181,6 +184,9 @@ def reveal(model: str | Path | nn.Module | ModelSource, data: str | Path | Datas
     from the I-th (join shards with :func:`classwise.merge`); ``executor="ray"`` hands
     chunks of classes to the workers of a Ray cluster (``ray_address``, or a local
     instance). The same seed gives the same patterns however the work is split.
+    ``curve=True`` also measures each class's budget curve: predictive power of the mask's
+    top pixels cut at a quarter, half, twice and four times the budget (four more passes
+    over the test split per class).
 
     >>> from classwise.models import create_model
     >>> net = create_model("small-cnn", (1, 8, 8), 10)
@@ -205,7 +211,7 @@ def reveal(model: str | Path | nn.Module | ModelSource, data: str | Path | Datas
         pixels = preset_pixels(preset, h, w)
     k = pixels_for_budget(budget, pixels, h, w)
     search = {k_: v for k_, v in {"canvas": canvas, **overrides}.items() if v is not None}
-    spec = RevealSpec(source, where, k, preset, search, seed, device, max_batch)
+    spec = RevealSpec(source, where, k, preset, search, seed, device, max_batch, curve)
     worker = RevealWorker(spec, net, ds, show_progress=show_progress and executor == "local")
     worker.check(wanted)
     plan = worker.plan
@@ -219,7 +225,7 @@ def reveal(model: str | Path | nn.Module | ModelSource, data: str | Path | Datas
     if checkpoint is not None:
         worker.checkpoint = Checkpoint(checkpoint, {
             **settings, "classes": wanted, "max_batch": max_batch, "executor": executor,
-            **fingerprint(net, ds)}, resume)
+            "curve": curve, **fingerprint(net, ds)}, resume)
         worker.checkpoint.start()
     parts = _run(worker, spec, tasks, executor, ray_address)
     result = RevealResult(np.concatenate([p.classes for p in parts]),
