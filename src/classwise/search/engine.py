@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -52,16 +53,19 @@ def initial_masks(model: nn.Module, rows: Rows, images: Bank, cfg: SearchConfig,
 def fooling_rate(model: nn.Module, patterns: torch.Tensor, rows: Rows, images: Bank,
                  batch_size: int = 256) -> torch.Tensor:
     """Per row, the share of its held-out search images classified as its target once
-    stamped with its pattern (H, W)."""
-    rates = torch.zeros(len(rows))
-    for i in range(len(rows)):
-        val = rows.samplers[i].val
-        hits = 0
-        for start in range(0, len(val), batch_size):
-            x = stamp(images.take(val[start:start + batch_size]), rows.canvases[i], patterns[i])
-            hits += int((model(x).argmax(1) == rows.targets[i]).sum())
-        rates[i] = hits / max(1, len(val))
-    return rates
+    stamped with its pattern (H, W). The rows' images go through the model together, in
+    batches of ``batch_size``."""
+    owner = np.concatenate([np.full(len(s.val), i) for i, s in enumerate(rows.samplers)])
+    positions = np.concatenate([s.val for s in rows.samplers])
+    hits = torch.zeros(len(rows))
+    for start in range(0, len(owner), batch_size):
+        row = torch.from_numpy(owner[start:start + batch_size]).to(rows.canvases.device)
+        x = stamp(images.take(positions[start:start + batch_size]), rows.canvases[row],
+                  patterns[row][:, None].to(rows.canvases.device))
+        fooled = (model(x).argmax(1) == rows.targets[row]).float().cpu()
+        hits.index_add_(0, row.cpu(), fooled)
+    counts = torch.tensor([max(1, len(s.val)) for s in rows.samplers], dtype=torch.float32)
+    return hits / counts
 
 
 def steps_for(rows: Rows, cfg: SearchConfig) -> int:
