@@ -14,7 +14,7 @@ from classwise.report.figures import (
     Examples,
     anomaly_figure,
     budget_curve_figure,
-    examples_figure,
+    examples_picture,
     overview_figure,
     pattern_picture,
     save_class_pictures,
@@ -114,12 +114,16 @@ def test_overview_rejects_mismatched_input():
         overview_figure(canvases[:, :2], masks, patterns, ["a", "b", "c"])
 
 
-def test_examples_titles_and_highlight():
-    fig = examples_figure(_examples(3, 10))
-    titles = {ax.get_title(): ax.title.get_color() for ax in fig.axes[4:]}
-    assert titles["two"] == HIT_COLOUR
-    assert titles["zero"] != HIT_COLOUR
-    assert [ax.get_title() for ax in fig.axes[:4]] == ["zero", "one", "two", "<three>"]
+def test_examples_frame_the_stamped_images_read_as_the_target():
+    examples = _examples(3, 10)  # predictions after stamping: two, zero, two, one
+    picture = np.asarray(examples_picture(examples))
+    green = np.array([int(HIT_COLOUR[i:i + 2], 16) for i in (1, 3, 5)])
+    cell = 100  # 10 px upscaled to 100, 6 px apart, after a 58 px margin
+    for i, pred in enumerate(examples.pred_after):
+        left = 58 + i * (cell + 6)
+        frame = picture[2 * 16 + cell + 6 + 50, left - 1]  # the stamped row's left edge
+        assert (frame == green).all() == (pred == examples.target), i
+        assert not (picture[16 + 50, left - 1] == green).all()  # "before" never framed
 
 
 def test_budget_and_anomaly_figures():

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from classwise.errors import UsageError
 from classwise.evaluation.measure import Examples
+from classwise.fileio import write_bytes
 
 if TYPE_CHECKING:
     from classwise.compare import CompareResult
     from classwise.results import RevealResult
-from classwise.fileio import save_figure, write_bytes
 
 MIN_PICTURE_SIZE = 128
 HIT_COLOUR = "#1a9850"
@@ -73,8 +73,13 @@ def upscale(image: np.ndarray, min_size: int = MIN_PICTURE_SIZE) -> Image.Image:
 def save_image_png(path: str | Path, image: np.ndarray,
                    min_size: int = MIN_PICTURE_SIZE) -> None:
     """Write ``(C, H, W)`` in [0, 1] as an upscaled PNG (see :func:`upscale`)."""
+    save_png(path, upscale(image, min_size))
+
+
+def save_png(path: str | Path, picture: Image.Image) -> None:
+    """Write a Pillow image as a PNG at ``path``, atomically."""
     buffer = io.BytesIO()
-    upscale(image, min_size).save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")
     write_bytes(path, buffer.getvalue())
 
 
@@ -98,16 +103,25 @@ def _mask_top(masks: np.ndarray) -> float:
     return max(1.0, float(np.max(masks, initial=0.0)))
 
 
-def mask_figure(mask: np.ndarray) -> Figure:
-    """A heat map of one ``(H, W)`` mask with a colour bar."""
+def mask_picture(mask: np.ndarray, min_size: int = MIN_PICTURE_SIZE) -> Image.Image:
+    """A heat map of one ``(H, W)`` mask, upscaled, with its colour scale on the right."""
+    from matplotlib import colormaps
+
     mask = np.asarray(mask, dtype=np.float32)
     if mask.ndim != 2:
         raise UsageError(f"a mask must be H x W, got shape {mask.shape}")
-    fig = Figure(figsize=(2.6, 2.2), layout="constrained")
-    ax = fig.add_subplot()
-    bar = fig.colorbar(_show_mask(ax, mask, _mask_top(mask)), ax=ax, fraction=0.046, pad=0.04)
-    bar.ax.tick_params(labelsize=11)
-    return fig
+    top = _mask_top(mask)
+    colours = colormaps[MASK_CMAP]
+    heat = upscale(colours(np.clip(mask / top, 0, 1))[..., :3].transpose(2, 0, 1), min_size)
+    scale = np.linspace(1, 0, heat.height)[:, None].repeat(10, axis=1)
+    bar = Image.fromarray(np.round(colours(scale)[..., :3] * 255).astype(np.uint8))
+    picture = Image.new("RGB", (heat.width + 44, heat.height), "white")
+    picture.paste(heat, (0, 0))
+    picture.paste(bar, (heat.width + 6, 0))
+    draw = ImageDraw.Draw(picture)
+    draw.text((heat.width + 19, 0), f"{top:g}", fill="black")
+    draw.text((heat.width + 19, heat.height - 11), "0", fill="black")
+    return picture
 
 
 def _name(class_names: Sequence[str], index: int) -> str:
@@ -115,10 +129,10 @@ def _name(class_names: Sequence[str], index: int) -> str:
     return str(class_names[index]) if 0 <= index < len(class_names) else str(index)
 
 
-def examples_figure(examples: Examples) -> Figure:
-    """Two rows, before and after stamping, each image titled with its prediction.
+def examples_picture(examples: Examples, size: int = 96) -> Image.Image:
+    """Two rows, before and after stamping, each image captioned with its prediction.
 
-    After-predictions equal to ``examples.target`` get a green bold title and frame.
+    After-predictions equal to ``examples.target`` get a green caption and frame.
     """
     before, after = np.asarray(examples.before), np.asarray(examples.after)
     m = len(before)
@@ -128,23 +142,27 @@ def examples_figure(examples: Examples) -> Figure:
     if len(examples.pred_before) != m or len(examples.pred_after) != m:
         raise UsageError(f"examples need one prediction per image ({m}), got "
                          f"{len(examples.pred_before)} before and {len(examples.pred_after)} after")
-    fig = Figure(figsize=(1.25 * m + 0.5, 3.0), layout="constrained")
-    axes = fig.subplots(2, m, squeeze=False)
-    for row, images, preds in ((0, before, examples.pred_before),
-                               (1, after, examples.pred_after)):
-        for i in range(m):
-            ax = axes[row, i]
-            _show(ax, images[i])
+    cells = [[upscale(image, size) for image in images] for images in (before, after)]
+    width, height = cells[0][0].size
+    margin, caption, gap = 58, 16, 6
+    picture = Image.new("RGB", (margin + m * (width + gap), 2 * (height + caption + gap)),
+                        "white")
+    draw = ImageDraw.Draw(picture)
+    for row, (images, preds) in enumerate(zip(cells, (examples.pred_before,
+                                                      examples.pred_after), strict=True)):
+        top = row * (height + caption + gap)
+        draw.text((4, top + caption + height // 2 - 6), ("before", "stamped")[row],
+                  fill="black")
+        for i, cell in enumerate(images):
+            left = margin + i * (width + gap)
             hit = row == 1 and examples.target is not None and int(preds[i]) == examples.target
-            ax.set_title(_name(examples.class_names, preds[i]), fontsize=8,
-                         color=HIT_COLOUR if hit else "#333333",
-                         fontweight="bold" if hit else "normal")
-            for spine in ax.spines.values():
-                spine.set_color(HIT_COLOUR if hit else "#bbbbbb")
-                spine.set_linewidth(2.5 if hit else 0.5)
-    axes[0, 0].set_ylabel("before", fontsize=9)
-    axes[1, 0].set_ylabel("stamped", fontsize=9)
-    return fig
+            colour = HIT_COLOUR if hit else "#bbbbbb"
+            draw.text((left, top + 2), _name(examples.class_names, preds[i])[:14],
+                      fill=HIT_COLOUR if hit else "#333333")
+            picture.paste(cell.convert("RGB"), (left, top + caption))
+            draw.rectangle((left - 1, top + caption - 1, left + width, top + caption + height),
+                           outline=colour, width=3 if hit else 1)
+    return picture
 
 
 def save_class_pictures(class_dir: str | Path, canvas: np.ndarray, mask: np.ndarray,
@@ -154,11 +172,11 @@ def save_class_pictures(class_dir: str | Path, canvas: np.ndarray, mask: np.ndar
     class_dir = Path(class_dir)
     written = [class_dir / "canvas.png", class_dir / "mask.png", class_dir / "pattern.png"]
     save_image_png(written[0], canvas)
-    save_figure(mask_figure(mask), written[1], dpi=DPI)
+    save_png(written[1], mask_picture(mask))
     save_image_png(written[2], pattern_picture(canvas, pattern))
     if examples is not None:
         written.append(class_dir / "examples.png")
-        save_figure(examples_figure(examples), written[-1], dpi=DPI)
+        save_png(written[-1], examples_picture(examples))
     return written
 
 
