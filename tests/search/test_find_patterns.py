@@ -125,3 +125,50 @@ def test_the_pattern_is_the_head_of_each_rows_ranking_and_its_ties_are_counted()
     assert sorted(found.ranks[0].flatten().tolist()) == list(range(64))
     assert found.ties[searched].tolist() == [ties_at_cut(m, 5) for m in found.masks[searched]]
     assert found.ties.max() > 1
+
+
+def test_refinement_never_fools_fewer_held_out_images_than_the_pattern_it_starts_from():
+    from classwise.search.config import make_config
+    from classwise.search.engine import MaskSearch, fooling_rate, refine
+    from classwise.search.find import Engine
+    from classwise.search.rows import as_bank
+
+    canvases, targets, images, labels = tensors()
+    cfg = make_config("default", max_steps=4, val_images=40, refine_rounds=6, refine_swaps=3)
+    bank = as_bank(images, torch.device("cpu"))
+    engine = Engine(tiny_model(), as_bank(canvases, torch.device("cpu")), targets, bank,
+                    labels.numpy(), seed=0, device=torch.device("cpu"))
+    rows = engine.rows([0, 1, 2], cfg)
+    search = MaskSearch(tiny_model(), rows, engine.start(rows, cfg, 5), bank, cfg, 5,
+                        engine.order(rows))
+    before = search.run()
+    start = fooling_rate(tiny_model(), before.ranks < 5, rows, bank)
+    after = refine(tiny_model(), rows, before, bank, cfg, 5, engine.order(rows))
+    pattern = after.ranks < 5
+    assert pattern.flatten(1).sum(1).tolist() == [5, 5, 5]
+    assert (after.rates >= start).all()
+    assert torch.equal(after.rates, fooling_rate(tiny_model(), pattern, rows, bank))
+    assert torch.equal(after.masks, before.masks)  # only the cut moves
+
+
+def test_successive_halving_leaves_out_the_worse_half_of_each_targets_finalists():
+    from classwise.search.config import make_config
+    from classwise.search.engine import MaskSearch
+    from classwise.search.find import Engine
+    from classwise.search.rows import as_bank
+
+    canvases, targets, images, labels = tensors()  # two rows of class 2, one of class 5
+    cfg = make_config("default", halving=True, eval_every=2, max_steps=6, val_images=40,
+                      patience=5)
+    bank = as_bank(images, torch.device("cpu"))
+    engine = Engine(tiny_model(), as_bank(canvases, torch.device("cpu")), targets, bank,
+                    labels.numpy(), seed=0, device=torch.device("cpu"))
+    rows = engine.rows([0, 1, 2], cfg)
+    search = MaskSearch(tiny_model(), rows, engine.start(rows, cfg, 4), bank, cfg, 4,
+                        engine.order(rows))
+    search.advance()
+    assert search.active.tolist() == [0, 1, 2]
+    search.advance()  # the first check: class 2 keeps the better of its two rows
+    rates = search.best_rate.tolist()
+    better = 0 if rates[0] >= rates[1] else 1
+    assert search.active.tolist() == [better, 2]

@@ -75,6 +75,14 @@ class SearchConfig:
     patience: int = 3
     val_images: int = 0
     """Held-out search images per class for canvas choice and early stopping."""
+    halving: bool = False
+    """At each check, leave out the worse half of each class's finalists still searched
+    (successive halving on held-out search images)."""
+    refine_rounds: int = 0
+    """Rounds of gradient-proposed swaps of the kept pixels after the search, each taken only
+    where more held-out search images are fooled (:func:`classwise.search.engine.refine`)."""
+    refine_swaps: int = 4
+    """Pixels swapped in and out per round of refinement."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

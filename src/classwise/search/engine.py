@@ -76,6 +76,39 @@ def steps_for(rows: Rows, cfg: SearchConfig) -> int:
     return int(cfg.max_steps)
 
 
+def refine(model: nn.Module, rows: Rows, outcome: Outcome, images: Bank, cfg: SearchConfig,
+           k: int, order: torch.Tensor) -> Outcome:
+    """The kept top-k set of each row improved by swaps the gradient proposes.
+
+    Each of ``cfg.refine_rounds`` rounds takes the gradient of the loss at the binary
+    pattern on a fresh batch of the row's search images, and proposes letting the
+    ``cfg.refine_swaps`` kept pixels the loss most wants lower go and as many outside pixels
+    it most wants higher in; a row takes the swap only when its held-out search images are
+    then fooled more often, so no row ends with a pattern that fools fewer of them than the
+    one it started from. The masks stay as the search left them; the ranks put the refined
+    pattern first.
+    """
+    objective = make_objective(cfg)
+    pattern = (outcome.ranks < k).to(rows.canvases.device)
+    rate = fooling_rate(model, pattern, rows, images)
+    n = pattern[0].numel()
+    swaps = min(cfg.refine_swaps, k, n - k)
+    for _ in range(cfg.refine_rounds if swaps > 0 else 0):
+        binary = pattern.float().requires_grad_(True)
+        loss = total_loss(model, objective, binary, rows, rows.draw(images, cfg.batch_size))
+        (grad,) = torch.autograd.grad(loss, binary)
+        kept, flat = pattern.flatten(1), grad.flatten(1)
+        leave = flat.masked_fill(~kept, -math.inf).topk(swaps, 1).indices
+        join = (-flat).masked_fill(kept, -math.inf).topk(swaps, 1).indices
+        proposal = kept.scatter(1, leave, False).scatter(1, join, True).view_as(pattern)
+        proposed = fooling_rate(model, proposal, rows, images)
+        better = proposed > rate
+        pattern = torch.where(better.to(pattern.device)[:, None, None], proposal, pattern)
+        rate = torch.where(better, proposed, rate)
+    ranks = pixel_ranks(pattern.float(), outcome.masks, order.to(pattern.device))
+    return Outcome(outcome.masks, rate if outcome.rates is not None else None, ranks)
+
+
 class Outcome(NamedTuple):
     """What a search of some rows ends with: masks (R, H, W), their held-out rates (R,)
     where the search checked them, and each pixel's rank (R, H, W; the top k are the
@@ -165,6 +198,20 @@ class MaskSearch:
             self.best_rate[active[better]] = rates[better]
             self.strikes[active] = torch.where(better, 0, self.strikes[active] + 1)
             self.active = active[self.strikes[active] < cfg.patience]
+            if cfg.halving:
+                self.active = self._halved(self.active)
+
+    def _halved(self, active: torch.Tensor) -> torch.Tensor:
+        """``active`` with the worse half of each target's rows left out (by the best
+        held-out rate so far; ties keep the earlier row): successive halving of a target's
+        finalists, one check at a time."""
+        targets = self.rows.targets[active.to(self.rows.targets.device)].tolist()
+        keep: list[int] = []
+        for t in dict.fromkeys(targets):
+            own = [int(a) for a, u in zip(active.tolist(), targets, strict=True) if u == t]
+            own.sort(key=lambda a: (-float(self.best_rate[a]), a))
+            keep += own[:math.ceil(len(own) / 2)]
+        return torch.tensor(sorted(keep), dtype=torch.long)
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly where the search stands."""

@@ -23,7 +23,7 @@ from classwise.errors import UsageError
 from classwise.progress import progress
 from classwise.search.checkpoint import Checkpoint, once
 from classwise.search.config import Plan, SearchConfig, make_plan
-from classwise.search.engine import MaskSearch, Outcome, fooling_rate, initial_masks
+from classwise.search.engine import MaskSearch, Outcome, fooling_rate, initial_masks, refine
 from classwise.search.ops import pixel_ranks, tie_order, ties_at_cut
 from classwise.search.rows import Bank, Rows, RowSampler, as_bank
 
@@ -277,6 +277,8 @@ class Engine:
         outcome = search.run(tick=bar.update, checkpoint=(lambda s: ckpt.save_partial(
             key, s.state_dict())) if ckpt else None, every=ckpt.every if ckpt else 0.0)
         bar.close()
+        if cfg.refine_rounds:
+            outcome = refine(self.model, rows, outcome, self.images, cfg, k, search.order)
         if ckpt:
             ckpt.save_finished(key, {"outcome": Outcome(*(None if t is None else t.cpu()
                                                           for t in outcome)),
