@@ -369,7 +369,9 @@ def add_scan(sub: argparse._SubParsersAction) -> Handler:
                        "the target", formatter_class=Help)
     _model_args(p, several=True)
     _data_args(p)
-    p.add_argument("--method", default="classwise", choices=["classwise", "neural-cleanse"])
+    p.add_argument("--method", default="classwise", choices=["classwise", "neural-cleanse",
+                                                              "mm-bd"],
+                   help="classwise (pattern sizes), or the baselines neural-cleanse and mm-bd")
     p.add_argument("--reference", nargs="+", metavar="DIR", help="classwise scan folders of "
                    "clean models of the same data: compare each class with the same class "
                    "there (median over several) instead of with the other classes")

@@ -46,8 +46,9 @@ class RevealResult:
 
     @property
     def mean_predictive_power(self) -> float:
-        return float(np.mean([r["predictive_power"] for r in self.records])) \
-            if self.records else float("nan")
+        """The mean over the records that have one (NaN where none has: an MM-BD scan)."""
+        powers = [r["predictive_power"] for r in self.records if "predictive_power" in r]
+        return float(np.mean(powers)) if powers else float("nan")
 
     def stamp(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """Images ``x`` (N, C, H, W) with pattern ``i`` stamped on."""

@@ -46,7 +46,8 @@ def summary_table(records: list[dict]) -> str:
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(heads)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    if records:
-        mean = sum(r["predictive_power"] for r in records) / len(records)
-        lines.append(f"mean predictive power {mean:.3f} over {len(records)} classes")
+    powers = [r["predictive_power"] for r in records if "predictive_power" in r]
+    if powers:
+        lines.append(f"mean predictive power {sum(powers) / len(powers):.3f} over "
+                     f"{len(powers)} classes")
     return "\n".join(lines)

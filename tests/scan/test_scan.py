@@ -10,7 +10,7 @@ import pytest
 
 from classwise.errors import UsageError
 from classwise.scan import scan
-from classwise.scan.scan import reached_index
+from classwise.scan.verdict import reached_index
 from classwise.training import train
 
 TARGET = helpers.POISON_TARGET
@@ -94,7 +94,7 @@ def test_extrapolated_sizes_tying_at_the_cap_cannot_flag_themselves():
 def test_scan_flags_no_class_of_a_clean_model(clean, digits):
     result = scan(clean.model, digits, show_progress=False)
     assert result.verdict == "clean" and result.flagged == []
-    assert result.verdict_line().startswith("clean: no class is anomalous")
+    assert result.verdict_line().startswith("clean: no class stands out")
 
 
 def test_unknown_method_is_a_usage_error(clean, digits):
@@ -158,3 +158,15 @@ def test_a_reference_that_does_not_fit_is_a_usage_error(poisoned, digits, refere
         method = "neural-cleanse"
     with pytest.raises(UsageError, match=message):
         scan(poisoned.model, digits, method=method, reference=[ref], show_progress=False)
+
+
+@pytest.mark.slow
+def test_mm_bd_is_a_scan_method_with_its_own_p_value(poisoned, digits, tmp_path):
+    result = scan(poisoned.model, digits, method="mm-bd", show_progress=False)
+    assert result.flagged == [TARGET] and result.p_value < 0.05
+    assert result.values[TARGET] == result.values.max()  # the largest maximum margin
+    result.save(tmp_path)
+    report = json.loads((tmp_path / "scan.json").read_text())
+    assert report["method"] == "mm-bd" and report["statistic"] == "max_margin"
+    assert report["p_value"] == result.p_value and "Gamma" in report["rule"]
+    assert report["verdict_line"].startswith(f"BACKDOORED: class {TARGET}")

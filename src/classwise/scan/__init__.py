@@ -1,4 +1,5 @@
-"""Backdoor scanning: class-wise patterns or Neural Cleanse, with the MAD outlier rule."""
+"""Backdoor scanning: class-wise pattern sizes with a calibrated verdict, and the Neural Cleanse
+and MM-BD baselines."""
 
 from classwise.scan.scan import METHODS, ScanResult, scan
 from classwise.scan.zoo import scan_models
