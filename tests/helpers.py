@@ -3,6 +3,9 @@ of it, a split that records what it loads, and predictive power counted by hand.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from functools import cache
 
 import numpy as np
@@ -80,3 +83,16 @@ def power_by_hand(model: nn.Module, data: Dataset, target: int, canvas: np.ndarr
         x = np.where(pattern, canvas, x)
     preds = model(torch.from_numpy(np.ascontiguousarray(x, np.float32))).argmax(1).numpy()
     return float((preds == target).mean())
+
+
+CHILD = ("import signal, sys, torch; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "torch.set_num_threads(1); from classwise.cli import main; sys.exit(main(sys.argv[1:]))")
+"""The command in a fresh Python that takes Ctrl-C as a terminal's foreground job would (a
+child of a non-interactive shell starts with SIGINT ignored), on one thread."""
+
+
+def classwise_child(*argv: str) -> subprocess.Popen:
+    """``classwise ARGV`` in a child process that a test can interrupt with SIGINT."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)

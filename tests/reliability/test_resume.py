@@ -128,28 +128,21 @@ def test_a_scan_cut_anywhere_resumes_to_the_same_files(how, tmp_path):
     check_every_cut(run, tmp_path, how, seed=7)
 
 
-CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-         "from classwise.cli import main; sys.exit(main(sys.argv[1:]))")
-"""The CLI in a child that takes Ctrl-C as a terminal would give it (a child of a
-non-interactive shell starts with SIGINT ignored)."""
-
-
 @pytest.mark.slow
 def test_the_command_line_saves_on_ctrl_c_and_resumes_to_the_same_files(tmp_path):
-    import subprocess
-    import sys
     import time
+
+    from helpers import classwise_child
 
     from classwise import train
 
     train("digits", epochs=2, seed=0, show_progress=False, out=tmp_path / "model")
     args = ["reveal", "--model", str(tmp_path / "model"), "--data", "digits", "--classes",
             "0,1", "--pixels", "4", "--preset", "paper", "--no-progress"]
-    assert subprocess.run([sys.executable, "-c", CHILD, *args, "--out",
-                           str(tmp_path / "whole")]).returncode == 0
+    whole = classwise_child(*args, "--out", str(tmp_path / "whole"))
+    assert whole.wait() == 0, whole.communicate()[1]
     cut = tmp_path / "cut"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, *args, "--out", str(cut)],
-                             stderr=subprocess.PIPE, text=True)
+    child = classwise_child(*args, "--out", str(cut))
     while not list((cut / ".checkpoint").glob("*.json")) and child.poll() is None:
         time.sleep(0.05)
     time.sleep(1.0)  # well inside the first class's search
@@ -158,9 +151,8 @@ def test_the_command_line_saves_on_ctrl_c_and_resumes_to_the_same_files(tmp_path
     assert child.returncode == 130, err
     assert "--resume" in err.splitlines()[-1]
     assert list((cut / ".checkpoint").glob("partial_*.pt"))  # saved at Ctrl-C
-    resumed = subprocess.run([sys.executable, "-c", CHILD, *args, "--out", str(cut),
-                              "--resume"], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = classwise_child(*args, "--out", str(cut), "--resume")
+    assert resumed.wait() == 0, resumed.communicate()[1]
     assert not (cut / ".checkpoint").exists()
     whole = json.loads((tmp_path / "whole" / "results.json").read_text())
     again = json.loads((cut / "results.json").read_text())

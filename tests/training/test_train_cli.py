@@ -4,16 +4,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import torch
-from helpers import digits
+from helpers import classwise_child, digits
 from PIL import Image
 
 from classwise.attacks import ATTACKS
@@ -182,23 +179,11 @@ def test_resume_refusals_are_one_line(tmp_path, capsys):
     assert "it holds an interrupted run: add --resume to continue it" in capsys.readouterr().err
 
 
-CHILD = ("import signal, sys, torch; signal.signal(signal.SIGINT, signal.default_int_handler); "
-         "torch.set_num_threads(1); from classwise.cli import main; sys.exit(main(sys.argv[1:]))")
-"""The command in a fresh Python that takes Ctrl-C as a terminal's foreground job would (a
-child of a non-interactive shell starts with SIGINT ignored)."""
-
-
-def classwise(*argv: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 def test_the_command_resumes_after_a_real_ctrl_c_to_the_same_weights(tmp_path):
     out = tmp_path / "run"
     argv = ["train", "--data", "digits", "--epochs", "6", "--batch-size", "16", "--device",
             "cpu", "--no-progress", "--out", str(out)]
-    child = classwise(*argv)
+    child = classwise_child(*argv)
     state = out / ".checkpoint" / "state.pt"
     deadline = time.monotonic() + 120
     while not state.is_file() and child.poll() is None and time.monotonic() < deadline:
@@ -211,7 +196,7 @@ def test_the_command_resumes_after_a_real_ctrl_c_to_the_same_weights(tmp_path):
     assert not (out / "model.pt").exists()
     saved = torch.load(state, weights_only=True)
     assert 1 <= saved["epoch"] < 6
-    resumed = classwise(*argv, "--resume")
+    resumed = classwise_child(*argv, "--resume")
     stdout, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert stdout.startswith("clean test accuracy") and not (out / ".checkpoint").exists()
