@@ -15,21 +15,16 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from classwise.errors import UsageError
+from classwise.registry import Registry
 from classwise.search.ops import project_budget
 
 if TYPE_CHECKING:
     from classwise.search.config import SearchConfig
-
-_REGISTRY: dict[str, type[Objective]] = {}
-ObjectiveType = TypeVar("ObjectiveType", bound="type[Objective]")
-
 
 class Objective:
     """Per-row loss of blended images; masks clipped to [0, 1] after each update."""
@@ -47,27 +42,19 @@ class Objective:
         return masks.clamp(0, 1)
 
 
-def register_objective(name: str) -> Callable[[ObjectiveType], ObjectiveType]:
-    """Class decorator: register an :class:`Objective` subclass under ``name``."""
-
-    def wrap(cls: ObjectiveType) -> ObjectiveType:
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
+OBJECTIVES: Registry[Objective] = Registry("objective", fixed=("cfg",))
+register_objective = OBJECTIVES.register
+"""Class decorator: register an :class:`Objective` subclass under a name."""
 
 
 def objectives() -> list[str]:
     """Names of the registered objectives."""
-    return sorted(_REGISTRY)
+    return OBJECTIVES.names()
 
 
 def make_objective(cfg: SearchConfig) -> Objective:
     """The objective ``cfg.objective`` with the settings of ``cfg``."""
-    if cfg.objective not in _REGISTRY:
-        raise UsageError(f"unknown objective {cfg.objective!r}; choose one of "
-                         f"{', '.join(objectives())}")
-    return _REGISTRY[cfg.objective](cfg)
+    return OBJECTIVES.get(cfg.objective)(cfg)
 
 
 def _target_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

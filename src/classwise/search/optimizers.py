@@ -7,19 +7,14 @@ subtract. It is built from the search's :class:`~classwise.search.config.SearchC
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from classwise.errors import UsageError
+from classwise.registry import Registry
 
 if TYPE_CHECKING:
     from classwise.search.config import SearchConfig
-
-_REGISTRY: dict[str, type[Optimizer]] = {}
-OptimizerType = TypeVar("OptimizerType", bound="type[Optimizer]")
-
 
 class Optimizer:
     """Turns gradients of the masks into steps; stateless unless a subclass says otherwise."""
@@ -38,27 +33,19 @@ class Optimizer:
         """Continue from a :meth:`state_dict`."""
 
 
-def register_optimizer(name: str) -> Callable[[OptimizerType], OptimizerType]:
-    """Class decorator: register an :class:`Optimizer` subclass under ``name``."""
-
-    def wrap(cls: OptimizerType) -> OptimizerType:
-        _REGISTRY[name] = cls
-        return cls
-
-    return wrap
+OPTIMIZERS: Registry[Optimizer] = Registry("optimizer", fixed=("cfg", "masks"))
+register_optimizer = OPTIMIZERS.register
+"""Class decorator: register an :class:`Optimizer` subclass under a name."""
 
 
 def optimizers() -> list[str]:
     """Names of the registered optimisers."""
-    return sorted(_REGISTRY)
+    return OPTIMIZERS.names()
 
 
 def make_optimizer(cfg: SearchConfig, masks: torch.Tensor) -> Optimizer:
     """The optimiser ``cfg.optimizer`` for ``masks``."""
-    if cfg.optimizer not in _REGISTRY:
-        raise UsageError(f"unknown optimizer {cfg.optimizer!r}; choose one of "
-                         f"{', '.join(optimizers())}")
-    return _REGISTRY[cfg.optimizer](cfg, masks)
+    return OPTIMIZERS.get(cfg.optimizer)(cfg, masks)
 
 
 @register_optimizer("sign")
