@@ -98,9 +98,8 @@ def require_portable(model: ModelSource, data: DataSource, what: str) -> None:
 def fingerprint(model: nn.Module, data: Dataset) -> dict[str, str]:
     """Short hashes of the model's weights and the data's labels and shapes: a checkpoint
     records them so a run is never resumed on a retrained model or other data."""
-    weights = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        weights.update(name.encode())
+    weights = hashlib.sha256()  # the values only: a wrapper around the same model is the same
+    for tensor in model.state_dict().values():
         weights.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     labels = hashlib.sha256(repr(data.image_shape).encode())
     for split in (data.train, data.test):

@@ -160,3 +160,57 @@ def test_the_command_line_saves_on_ctrl_c_and_resumes_to_the_same_files(tmp_path
     with np.load(tmp_path / "whole" / "patterns.npz") as a, np.load(cut / "patterns.npz") as b:
         for key in a.files:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_resuming_a_run_with_other_settings_is_refused_naming_the_setting(tmp_path):
+    from classwise.errors import UsageError
+
+    ckpt = tmp_path / "ckpt"
+    quick = {**COMMON, **PRESETS["default"], "max_steps": 2}
+    with pytest.raises((KeyboardInterrupt, Crash)):
+        reveal(Cutting(20, "crash"), digits(), checkpoint=ckpt, **quick)
+    saved = {p.name: p.read_bytes() for p in ckpt.iterdir()}
+    with pytest.raises(UsageError, match="seed was 2, now 4; rerun with the same"):
+        reveal(Cutting(), digits(), checkpoint=ckpt, resume=True, **{**quick, "seed": 4})
+    other = Cutting()
+    with torch.no_grad():
+        other.inner = type(other.inner)((1, 8, 8), 10)  # same architecture, other weights
+    with pytest.raises(UsageError, match="model_weights was"):
+        reveal(other, digits(), checkpoint=ckpt, resume=True, **quick)
+    assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == saved  # nothing overwritten
+
+
+@pytest.mark.slow
+def test_a_zoo_scan_cut_inside_a_models_ladder_resumes_to_the_same_files(tmp_path, monkeypatch):
+    from classwise import scan_models, train
+    from classwise.sources import ModelSource
+
+    zoo = [tmp_path / f"m{i}" for i in range(2)]
+    for i, folder in enumerate(zoo):
+        train("digits", epochs=1, seed=i, show_progress=False, out=folder)
+    quick = {k: v for k, v in SCAN.items() if k != "show_progress"}
+    whole = scan_models(zoo, "digits", tmp_path / "whole", show_progress=False, **quick)
+    opened = ModelSource.open
+    calls = {"n": 0}
+
+    def cut_second_model(self, data, device=None):
+        model = opened(self, data, device)
+        if self.model == str(zoo[1]):
+            calls["n"] += 1
+            if calls["n"] == 1:  # the first scan of the second model, cut mid-ladder
+                cutting = Cutting(60)
+                cutting.inner = model
+                return cutting
+        return model
+
+    monkeypatch.setattr(ModelSource, "open", cut_second_model)
+    with pytest.raises(KeyboardInterrupt):
+        scan_models(zoo, "digits", tmp_path / "cut", show_progress=False, **quick)
+    assert (tmp_path / "cut" / "m0" / "scan.json").is_file()
+    assert list((tmp_path / "cut" / ".checkpoint" / "m1").glob("*.pt"))  # the ladder so far
+    again = scan_models(zoo, "digits", tmp_path / "cut", resume=True, show_progress=False,
+                        **quick)
+    assert [r["verdict_line"] for r in again] == [r["verdict_line"] for r in whole]
+    for name in ("m0", "m1"):
+        assert _stable(json.loads((tmp_path / "cut" / name / "scan.json").read_text())) == \
+            _stable(json.loads((tmp_path / "whole" / name / "scan.json").read_text()))
