@@ -49,7 +49,7 @@ class FoundPatterns:
     rates: torch.Tensor
     searched: torch.Tensor
     search: list[str]
-    rank: torch.Tensor
+    standing: torch.Tensor
     """The row's standing among its target's rows: the search that found it, then its
     screening rank; ties of ``rates`` go to the lower."""
     seconds: torch.Tensor
@@ -66,7 +66,7 @@ class FoundPatterns:
         most held-out images (ties: the earlier search, then the better screened)."""
         rate = torch.nan_to_num(self.rates, nan=-1.0).numpy()
         rows = np.flatnonzero(self.searched.numpy())
-        ranked = rows[np.lexsort((rows, self.rank.numpy()[rows], -rate[rows]))]
+        ranked = rows[np.lexsort((rows, self.standing.numpy()[rows], -rate[rows]))]
         targets = self.targets.numpy()
         first = {}
         for i in ranked:
@@ -326,7 +326,8 @@ class Engine:
                 lambda part=part: self._search_targets(name, cfg, k, part, groups))
             found.put(positions, chunk)
             pending = pending[len(part):]
-        found.rank = torch.where(found.searched, found.rank + order * UNRANKED, found.rank)
+        found.standing = torch.where(found.searched, found.standing + order * UNRANKED,
+                                     found.standing)
         return found
 
     def _search_targets(self, name: str, cfg: SearchConfig, k: int, part: list[int],
@@ -351,12 +352,12 @@ class Engine:
         screened = len(positions) > len(part)
         rates = (self.rates(rows, ranks < k) if screened
                  else torch.full((len(rows),), float("nan")))
-        keep, rank, begin = [], torch.full((len(rows),), UNRANKED, dtype=torch.long), 0
+        keep, standing, begin = [], torch.full((len(rows),), UNRANKED, dtype=torch.long), 0
         for t in part:
             size = len(groups[t])
             order = torch.argsort(-torch.nan_to_num(rates[begin:begin + size], nan=0.0),
                                   stable=True)
-            rank[begin + order] = torch.arange(size)
+            standing[begin + order] = torch.arange(size)
             keep += (begin + order[:cfg.finalists]).tolist()
             begin += size
         outcome = self.optimise(rows.take(keep), start[keep], cfg, k, key)
@@ -372,7 +373,7 @@ class Engine:
         seconds = (time.perf_counter() - began) / len(part)
         return positions, FoundPatterns(
             self.targets[positions], masks, ranks < k, rates, searched, [name] * len(rows),
-            rank, torch.full((len(rows),), seconds, dtype=torch.float64), ranks,
+            standing, torch.full((len(rows),), seconds, dtype=torch.float64), ranks,
             torch.tensor([ties_at_cut(m, k) for m in masks]))
 
 
