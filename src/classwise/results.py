@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,6 @@ class RevealResult:
     class_names: list[str] = field(default_factory=list)
     examples: dict[int, Any] = field(default_factory=dict, repr=False)
     ranks: np.ndarray | None = None
-    _started: float = field(default_factory=time.perf_counter, repr=False)
 
     @classmethod
     def empty(cls, data: Dataset, settings: dict[str, Any]) -> RevealResult:
@@ -54,10 +52,6 @@ class RevealResult:
         """Images ``x`` (N, C, H, W) with pattern ``i`` stamped on."""
         return stamp(x, torch.as_tensor(self.canvases[i], device=x.device),
                      torch.as_tensor(self.patterns[i], device=x.device))
-
-    def finish(self) -> RevealResult:
-        self.settings["seconds"] = round(time.perf_counter() - self._started, 2)
-        return self
 
     def to_json(self) -> dict[str, Any]:
         return {"settings": self.settings, "classes": self.records,

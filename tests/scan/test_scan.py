@@ -49,6 +49,7 @@ def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
     assert row["pixels_to_reach"] == row["pixels"] <= max(map(int, row["search_rates"]))
     assert row["search_rate"] >= 0.8 and row["reached"] is True
     assert row["predictive_power"] >= 0.5
+    assert report["settings"]["seconds"] > 1.0  # the scan's own wall time, search included
     with np.load(tmp_path / "patterns.npz") as f:
         assert f["patterns"].shape == (10, 8, 8)
     assert (tmp_path / "report.html").is_file() and (tmp_path / "anomaly.png").is_file()

@@ -85,3 +85,11 @@ def test_bad_input_is_refused_before_anything_is_written(zoo_dirs, tmp_path, cas
         extra = ["--reference", str(ref)]
     assert main(["scan", "--model", *models, "--data", data, "--out", str(out), *extra]) == 2
     assert not out.exists()
+
+
+def test_resuming_a_finished_audit_scans_nothing_again(zoo_dirs, tmp_path, monkeypatch):
+    first = scan_models(zoo_dirs, "digits", tmp_path, show_progress=False, **QUICK)
+    calls = []
+    monkeypatch.setattr(zoo, "scan", lambda model, **kwargs: calls.append(model))
+    again = scan_models(zoo_dirs, "digits", tmp_path, resume=True, show_progress=False, **QUICK)
+    assert calls == [] and again == first

@@ -57,7 +57,7 @@ def neural_cleanse_scan(net: nn.Module, ds: Dataset, dev: torch.device, seed: in
     index = np.asarray(nc.anomaly_index)
     flagged = [int(result.classes[i]) for i in np.argsort(-index, kind="stable")
                if index[i] > THRESHOLD]
-    return ScanResult("neural-cleanse", "mask_l1", nc.l1, index, result.finish(), flagged,
+    return ScanResult("neural-cleanse", "mask_l1", nc.l1, index, result, flagged,
                       f"anomaly index > {THRESHOLD:g} (Neural Cleanse's rule)", None,
                       int(np.argmax(index)), result.settings, extra)
 
@@ -82,5 +82,5 @@ def mm_bd_scan(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, show_p
             "of the others, MM-BD's rule)" if found.p_value is not None else
             f"none: {found.note}")
     return ScanResult("mm-bd", "max_margin", found.statistics, anomaly_index(-found.statistics),
-                      result.finish(), list(found.flagged), rule, found.p_value,
+                      result, list(found.flagged), rule, found.p_value,
                       int(np.argmax(found.statistics)), result.settings)

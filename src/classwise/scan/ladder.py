@@ -178,7 +178,7 @@ def climb(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float
     logs = np.log(values) - (0.0 if ref is None else ref)
     verdict = smallest_outlier(logs, reached)
     return ScanResult("classwise", "pixels_to_reach", values, reached_index(logs, reached),
-                      result.finish(), [int(result.classes[i]) for i in verdict.flagged],
+                      result, [int(result.classes[i]) for i in verdict.flagged],
                       verdict.rule, verdict.p_value, verdict.candidate, result.settings, extra)
 
 

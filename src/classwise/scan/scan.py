@@ -8,6 +8,7 @@ pattern is anomalously small (:mod:`classwise.scan.verdict`). ``neural-cleanse``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
     folder) a ``classwise`` scan saves its ladder as it climbs; ``resume=True`` continues
     it to the result an uninterrupted scan gives.
     """
+    started = time.perf_counter()
     if method not in METHODS:
         raise UsageError(f"unknown scan method {method!r}; choose {' or '.join(METHODS)}")
     if not 0 < rate <= 1:
@@ -66,9 +68,10 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
     settings = {"model": model_name or source.name, "parameters": parameters, "data": ds.name,
                 "method": method, "seed": seed, "device": str(dev)}
     if method == "neural-cleanse":
-        return neural_cleanse_scan(net, ds, dev, seed, nc_images, show_progress, settings)
+        return _timed(neural_cleanse_scan(net, ds, dev, seed, nc_images, show_progress,
+                                          settings), started)
     if method == "mm-bd":
-        return mm_bd_scan(net, ds, dev, seed, show_progress, settings)
+        return _timed(mm_bd_scan(net, ds, dev, seed, show_progress, settings), started)
     cfg = make_config("default", canvas=canvas, **{**SEARCH, **overrides})
     parse_canvas(cfg.canvas)
     steps = budgets(ladder, ds.image_shape)
@@ -78,7 +81,14 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
     if checkpoint is not None:
         ckpt = Checkpoint(checkpoint, {**settings, **fingerprint(net, ds)}, resume)
         ckpt.start()
-    return climb(net, ds, dev, seed, rate, steps, cfg, show_progress, ref, settings, ckpt)
+    return _timed(climb(net, ds, dev, seed, rate, steps, cfg, show_progress, ref, settings,
+                        ckpt), started)
+
+
+def _timed(result: ScanResult, started: float) -> ScanResult:
+    """``result`` with the scan's wall time since ``started`` in its settings."""
+    result.settings["seconds"] = round(time.perf_counter() - started, 2)
+    return result
 
 
 def checked_reference(reference: Sequence[str | Path] | None, method: str, ds: Dataset,

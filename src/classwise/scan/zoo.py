@@ -98,8 +98,9 @@ def scan_models(models: Sequence[str | Path], data: str | Path | DataSource, out
     names = model_names(models)
     options = {"method": method, "seed": seed, "device": device, **options}
     label = where.data if where.portable else ds.name
-    ckpt = Checkpoint(out / DIRNAME, {"models": [str(m) for m in models], "data": label,
-                                      **options}, resume)
+    identity = {"models": [str(m) for m in models], "data": label, **options}
+    # a zoo whose audit finished has no checkpoint left: resuming it scans what is missing
+    ckpt = Checkpoint(out / DIRNAME, identity, resume and (out / DIRNAME / "run.json").is_file())
     ckpt.start()
     todo = [i for i, name in enumerate(names)
             if not (resume and (out / name / "scan.json").is_file())]
