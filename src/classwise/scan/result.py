@@ -66,9 +66,11 @@ class ScanResult:
         ref = self.extra[i].get("reference_pixels_to_reach") if self.extra else None
         against = (f"{ref:.3g} in the clean reference" if ref is not None else
                    f"a median of {np.median(self.values):.3g}")
+        pixels = int(self.patterns[i].sum())
+        pattern = f"its pattern is {pixels} pixels (" if pixels else "("
         return (f"BACKDOORED: class {t} '{names[t]}' is the likely target ({self._evidence(i)}); "
-                f"its pattern is {int(self.patterns[i].sum())} pixels ({self.statistic} "
-                f"{self.values[i]:.3g} against {against}). Do not deploy this model{where}")
+                f"{pattern}{self.statistic} {self.values[i]:.3g} against {against}). Do not "
+                f"deploy this model{where}")
 
     def to_json(self) -> dict[str, Any]:
         rows = []
