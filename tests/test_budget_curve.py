@@ -16,12 +16,16 @@ def test_each_class_has_a_curve_through_its_own_budget():
         at_k = dict(map(tuple, rec["budget_curve"]))[rec["pixels"]]
         assert at_k == round(rec["predictive_power"], 4)
         assert all(0.0 <= v <= 1.0 for _, v in rec["budget_curve"])
-        # the curve's largest cut (the head of the mask's ranking), re-stamped by hand,
-        # gives the recorded figure, and holds the mask's n highest values
+        # the curve's largest cut (the head of the ranking), re-stamped by hand, gives the
+        # recorded figure: it holds the pattern itself (refined by swaps, so not always the
+        # mask's top k) and then the mask's highest values outside it
         n, power = rec["budget_curve"][-1]
         pattern = result.ranks[i] < n
-        top = topk_mask(torch.from_numpy(result.masks[i])[None], n)[0].numpy()
-        np.testing.assert_array_equal(np.sort(result.masks[i][pattern]),
+        k = rec["pixels"]
+        np.testing.assert_array_equal(result.ranks[i] < k, result.patterns[i])
+        rest = torch.from_numpy(np.where(result.patterns[i], -1.0, result.masks[i]))
+        top = topk_mask(rest[None], n - k)[0].numpy()
+        np.testing.assert_array_equal(np.sort(result.masks[i][pattern & ~result.patterns[i]]),
                                       np.sort(result.masks[i][top]))
         by_hand = power_by_hand(tiny_model(), digits(), rec["class"], result.canvases[i], pattern)
         assert np.isclose(by_hand, power, atol=1e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import helpers
 import numpy as np
@@ -33,7 +34,9 @@ def test_the_poisoned_model_really_is_backdoored(poisoned):
 
 @pytest.mark.slow
 def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
+    start = time.perf_counter()
     result = scan(poisoned.model, digits, show_progress=False)
+    wall = time.perf_counter() - start
     assert result.settings["ladder"] == [4, 8]  # 4, 8, 16, ... up to 10% of 64 px, at least 8
     assert result.verdict == "backdoored" and result.flagged == [TARGET]
     assert result.values[TARGET] == result.values.min()
@@ -49,7 +52,8 @@ def test_scan_flags_the_target_and_saves_a_run(poisoned, digits, tmp_path):
     assert row["pixels_to_reach"] == row["pixels"] <= max(map(int, row["search_rates"]))
     assert row["search_rate"] >= 0.8 and row["reached"] is True
     assert row["predictive_power"] >= 0.5
-    assert report["settings"]["seconds"] > 1.0  # the scan's own wall time, search included
+    # the scan's own wall time: most of the call's, search included (not 0 s)
+    assert 0.5 * wall <= report["settings"]["seconds"] <= wall + 0.01
     with np.load(tmp_path / "patterns.npz") as f:
         assert f["patterns"].shape == (10, 8, 8)
     assert (tmp_path / "report.html").is_file() and (tmp_path / "anomaly.png").is_file()

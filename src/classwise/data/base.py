@@ -58,6 +58,8 @@ class ArraySplit(Split):
         if len(images) != len(self.labels):
             raise UsageError(f"{len(images)} images but {len(self.labels)} labels; "
                              "give one label per image")
+        if images.dtype != np.uint8 and images.size:
+            check_unit_range(images)
         self.images = images
 
     def _load(self, indices: np.ndarray) -> torch.Tensor:
@@ -65,6 +67,17 @@ class ArraySplit(Split):
         if batch.dtype == np.uint8:
             return torch.from_numpy(batch.astype(np.float32) / 255.0)
         return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+
+
+def check_unit_range(images: np.ndarray) -> None:
+    """Refuse images that are not uint8 and not real numbers in [0, 1]."""
+    if not any(np.issubdtype(images.dtype, t) for t in (np.integer, np.floating, np.bool_)):
+        raise UsageError(f"images are {images.dtype}; give uint8 or float images in [0, 1]")
+    lo, hi = float(images.min()), float(images.max())
+    if not (0.0 <= lo and hi <= 1.0):  # also refuses NaN, which compares false
+        raise UsageError(f"{images.dtype} images must lie in [0, 1], found {lo:g} to {hi:g}; "
+                         "give uint8 images, or float images before any normalisation "
+                         "(the model's --mean/--std normalise them)")
 
 
 @dataclass
