@@ -14,18 +14,31 @@ budget: its loss has an L1 term, not a budget) and cut at each budget; the defau
 thorough presets are searched at each budget. Every figure is measured on the test split;
 canvases and search images come from disjoint pools of the training split. Prints one
 table of every model's rows and the mean per preset and budget, and writes
-``bench/results/natural_<zoo>.json`` (``--out`` to change).
+``bench/results/natural_<zoo>.json`` (``--out`` to change) after each model; run again,
+the same command measures only the models that file lacks.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 
 import numpy as np
 import torch
-from common import MODELS, ZOO, command, machine, meta, save, search_seconds, table, zoo_model
+from common import (
+    MODELS,
+    RESULTS,
+    ZOO,
+    command,
+    machine,
+    meta,
+    save,
+    search_seconds,
+    table,
+    zoo_model,
+)
 
 from classwise import evaluate, reveal
 from classwise.search.ops import pixels_for_budget
@@ -87,6 +100,21 @@ def means(rows: list[dict], models: list[str]) -> list[dict]:
     return out
 
 
+def measured(out: str, cmd: str, names: list[str]) -> tuple[list[dict], dict]:
+    """The rows and models a cut run of the same command already wrote to ``out``, so a
+    rerun measures only the models it lacks (a model's rows are written all at once)."""
+    path = RESULTS / f"{out}.json"
+    if not path.is_file():
+        return [], {}
+    done = json.loads(path.read_text())
+    if done["command"] != cmd:
+        return [], {}
+    models = {n: m for n, m in done["models"].items()
+              if n in names and m["settings"] == MODELS[n]}
+    print(f"kept the rows of {', '.join(models) or 'no model'} from {path}", flush=True)
+    return [r for r in done["rows"] if r["model"] in models], models
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--zoo", choices=list(ZOO), help="every model of one part of the zoo")
@@ -106,9 +134,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     budgets = [float(b) for b in args.budgets.split(",")]
     presets = args.presets.split(",")
-    rows, models = [], {}
     out = args.out or f"natural_{args.zoo or 'models'}"
-    for name in names:
+    rows, models = measured(out, command("natural.py", args), names)
+    for name in (n for n in names if n not in models):
         rows += model_rows(name, budgets, presets, args.seed)
         models[name] = {"settings": MODELS[name],
                         "clean_test_accuracy": meta(zoo_model(name))["clean_test_accuracy"],

@@ -56,9 +56,8 @@ class Cutting(nn.Module):
 
 
 @pytest.fixture(autouse=True)
-def _save_every_step(monkeypatch):
+def _save_every_step(monkeypatch, ctrl_c_raises):
     monkeypatch.setattr(checkpoints, "EVERY", 0.0)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def files(result, folder) -> tuple[dict, dict]:
