@@ -100,6 +100,33 @@ def means(rows: list[dict], models: list[str]) -> list[dict]:
     return out
 
 
+def by_model(rows: list[dict], budgets: list[float]) -> list[dict]:
+    """One row per model and preset: the predictive power at each budget, and the mean wall
+    time of one budget's command (the paper preset's one search serves every budget)."""
+    out = {}
+    for r in rows:
+        line = out.setdefault((r["model"], r["preset"]), {"model": r["model"],
+                                                          "preset": r["preset"], "walls": []})
+        line[f"{r['budget']:.0%}"] = r["predictive_power"]
+        line["walls"].append(r["seconds"])
+    return [{**line, "seconds": f"{np.mean(line.pop('walls')):.1f}"}
+            for line in out.values()]
+
+
+def wins(rows: list[dict], budgets: list[float]) -> list[dict]:
+    """For each preset but the paper's: on how many models it beats the paper preset."""
+    power = {(r["model"], r["preset"], r["budget"]): r["predictive_power"] for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    out = []
+    for preset in dict.fromkeys(r["preset"] for r in rows if r["preset"] != "paper"):
+        line = {"model": "beats paper on", "preset": preset, "seconds": ""}
+        for b in budgets:
+            won = sum(power[m, preset, b] > power[m, "paper", b] for m in models)
+            line[f"{b:.0%}"] = f"{won} of {len(models)}"
+        out.append(line)
+    return out
+
+
 def measured(out: str, cmd: str, names: list[str]) -> tuple[list[dict], dict]:
     """The rows and models a cut run of the same command already wrote to ``out``, so a
     rerun measures only the models it lacks (a model's rows are written all at once)."""
@@ -143,11 +170,11 @@ def main() -> None:
                         "part": next(part for part, zoo in ZOO.items() if name in zoo)}
         path = save(out, {"command": command("natural.py", args), "machine": machine(),
                           "models": models, "rows": rows, "means": means(rows, names)})
-    cols = [("model", "model"), ("preset", "preset"), ("budget", "budget"),
-            ("predictive_power", "predictive power"), ("random_pixels", "random pixels"),
-            ("no_pattern", "no pattern"), ("search_seconds", "search s"),
-            ("seconds", "wall s")]
-    print(table(rows + means(rows, names), cols))
+    pivot = by_model(rows, budgets)
+    print(table(pivot + by_model(means(rows, names), budgets) + wins(rows, budgets),
+                [("model", "model"), ("preset", "preset"),
+                 *((f"{b:.0%}", f"power at {b:.0%}") for b in budgets),
+                 ("seconds", "wall s, one budget")]))
     print(f"wrote {path}")
 
 

@@ -90,7 +90,7 @@ def preset_rows(seed: int, rounds: int) -> list[dict]:
         for preset in times:
             shutil.rmtree(out / preset, ignore_errors=True)
             argv = ["reveal", "--model", str(folder), "--data", "mnist5k", "--preset", preset,
-                    "--seed", str(seed), "--no-progress", "--out", str(out / preset)]
+                    "--budget", "0.05", "--seed", str(seed), "--no-progress", "--out", str(out / preset)]
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "classwise.cli", *argv], check=True,
                            stdout=subprocess.DEVNULL)

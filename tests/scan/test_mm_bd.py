@@ -20,15 +20,8 @@ NULL_LIKE = [10.2, 9.1, 11.0, 9.8, 10.5, 8.9, 10.1, 9.6, 10.8]
 
 
 @pytest.fixture(scope="module")
-def poisoned():
-    result = helpers.poisoned()
-    assert result.meta["attack_success_rate"] >= 0.8
-    return result.model
-
-
-@pytest.fixture(scope="module")
-def scan(poisoned):
-    return mm_bd(poisoned, SHAPE, 10, show_progress=False)
+def scan(poisoned_model):
+    return mm_bd(poisoned_model, SHAPE, 10, show_progress=False)
 
 
 def test_target_has_the_largest_margin_and_is_flagged(scan):
@@ -48,7 +41,7 @@ def test_p_value_is_the_fitted_gammas_order_statistic(scan):
     assert scan.p_value == pytest.approx(by_hand, rel=1e-6)
 
 
-def test_images_reach_the_statistics_and_have_the_documented_shapes(scan, poisoned):
+def test_images_reach_the_statistics_and_have_the_documented_shapes(scan, poisoned_model):
     assert scan.classes == list(range(10))
     assert scan.statistics.shape == (10,) and scan.statistics.dtype == np.float64
     assert scan.images.shape == (10, *SHAPE) and scan.images.dtype == np.float32
@@ -57,7 +50,7 @@ def test_images_reach_the_statistics_and_have_the_documented_shapes(scan, poison
     assert scan.settings == {"starts": 30, "steps": 300, "lr": 1e-2, "tol": 1e-5,
                              "threshold": 0.05, "seed": 0}
     with torch.no_grad():
-        logits = poisoned(torch.from_numpy(scan.images)).double().numpy()
+        logits = poisoned_model(torch.from_numpy(scan.images)).double().numpy()
     own = logits[np.arange(10), np.arange(10)]
     np.fill_diagonal(logits, -np.inf)
     assert np.allclose(own - logits.max(1), scan.statistics, rtol=1e-4)
@@ -88,8 +81,8 @@ def test_far_outlier_keeps_a_positive_p_value():
 
 
 @pytest.mark.parametrize("classes", [[0, TARGET], [0, 1, TARGET]])
-def test_two_or_three_classes_give_no_p_value_and_flag_nothing(poisoned, classes):
-    result = mm_bd(poisoned, SHAPE, 10, classes=classes, steps=5, show_progress=False)
+def test_two_or_three_classes_give_no_p_value_and_flag_nothing(poisoned_model, classes):
+    result = mm_bd(poisoned_model, SHAPE, 10, classes=classes, steps=5, show_progress=False)
     assert result.p_value is None and result.null == {} and result.flagged == []
     assert f"{len(classes)} classes leave {len(classes) - 1} statistic(s)" in result.note
     assert f"needs at least {MIN_NULL}" in result.note
@@ -102,12 +95,12 @@ def test_failed_fit_gives_no_p_value():
     assert "the Gamma fit to the statistics besides the largest failed" in fit.note
 
 
-def test_same_seed_same_result_and_classes_independent_of_order(poisoned):
+def test_same_seed_same_result_and_classes_independent_of_order(poisoned_model):
     kwargs = dict(steps=15, starts=4, show_progress=False)
-    first = mm_bd(poisoned, SHAPE, 10, classes=[1, TARGET, 5], **kwargs)
-    again = mm_bd(poisoned, SHAPE, 10, classes=[1, TARGET, 5], **kwargs)
-    swapped = mm_bd(poisoned, SHAPE, 10, classes=[5, TARGET, 1], **kwargs)
-    other_seed = mm_bd(poisoned, SHAPE, 10, classes=[1, TARGET, 5], seed=1, **kwargs)
+    first = mm_bd(poisoned_model, SHAPE, 10, classes=[1, TARGET, 5], **kwargs)
+    again = mm_bd(poisoned_model, SHAPE, 10, classes=[1, TARGET, 5], **kwargs)
+    swapped = mm_bd(poisoned_model, SHAPE, 10, classes=[5, TARGET, 1], **kwargs)
+    other_seed = mm_bd(poisoned_model, SHAPE, 10, classes=[1, TARGET, 5], seed=1, **kwargs)
     assert np.array_equal(first.statistics, again.statistics)
     assert np.array_equal(first.images, again.images)
     assert np.allclose(first.statistics, swapped.statistics[::-1], rtol=1e-5)
@@ -126,12 +119,12 @@ def test_save_writes_arrays_and_summary(scan, tmp_path):
     assert summary["null"] == scan.null and summary["settings"]["seed"] == 0
 
 
-def test_model_mode_is_restored_and_numpy_sizes_are_accepted(poisoned):
-    poisoned.train()
-    mm_bd(poisoned, np.array(SHAPE), np.int64(10), classes=[0, 1], steps=1,
+def test_model_mode_is_restored_and_numpy_sizes_are_accepted(poisoned_model):
+    poisoned_model.train()
+    mm_bd(poisoned_model, np.array(SHAPE), np.int64(10), classes=[0, 1], steps=1,
           show_progress=False)
-    assert poisoned.training
-    poisoned.eval()
+    assert poisoned_model.training
+    poisoned_model.eval()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -146,10 +139,10 @@ def test_model_mode_is_restored_and_numpy_sizes_are_accepted(poisoned):
     ({"steps": 0}, r"need starts >= 1, steps >= 1.*got 30, 0,"),
     ({"threshold": 1.0}, "0 < threshold < 1"),
 ])
-def test_bad_arguments_are_usage_errors(poisoned, kwargs, message):
+def test_bad_arguments_are_usage_errors(poisoned_model, kwargs, message):
     args = {"image_shape": SHAPE, "num_classes": 10, "steps": 1} | kwargs
     with pytest.raises(UsageError, match=message):
-        mm_bd(poisoned, show_progress=False, **args)
+        mm_bd(poisoned_model, show_progress=False, **args)
 
 
 @pytest.mark.parametrize("statistics", [[1.0], [[1.0, 2.0]], [1.0, np.nan, 2.0]])

@@ -16,15 +16,8 @@ TARGET = helpers.POISON_TARGET
 
 
 @pytest.fixture(scope="module")
-def poisoned():
-    result = helpers.poisoned()
-    assert result.meta["attack_success_rate"] >= 0.8
-    return result.model
-
-
-@pytest.fixture(scope="module")
-def scan(poisoned, digits):
-    return neural_cleanse(poisoned, digits.train, np.arange(len(digits.train)), range(10),
+def scan(poisoned_model, digits):
+    return neural_cleanse(poisoned_model, digits.train, np.arange(len(digits.train)), range(10),
                           show_progress=False)
 
 
@@ -44,11 +37,11 @@ def test_triggers_work_and_have_the_documented_shapes(scan):
     assert (scan.success >= 0.85).all()
 
 
-def test_same_seed_same_result_and_classes_independent_of_order(poisoned, digits):
+def test_same_seed_same_result_and_classes_independent_of_order(poisoned_model, digits):
     kwargs = dict(indices=np.arange(300), steps=15, show_progress=False)
-    first = neural_cleanse(poisoned, digits.train, classes=[1, TARGET], **kwargs)
-    again = neural_cleanse(poisoned, digits.train, classes=[1, TARGET], **kwargs)
-    swapped = neural_cleanse(poisoned, digits.train, classes=[TARGET, 1], **kwargs)
+    first = neural_cleanse(poisoned_model, digits.train, classes=[1, TARGET], **kwargs)
+    again = neural_cleanse(poisoned_model, digits.train, classes=[1, TARGET], **kwargs)
+    swapped = neural_cleanse(poisoned_model, digits.train, classes=[TARGET, 1], **kwargs)
     assert np.array_equal(first.masks, again.masks) and np.array_equal(first.l1, again.l1)
     assert np.allclose(first.masks, swapped.masks[::-1], atol=1e-4)
 
@@ -62,11 +55,12 @@ def test_save_writes_arrays_and_summary(scan, tmp_path):
     assert summary["flagged"] == scan.flagged and summary["settings"]["steps"] == 150
 
 
-def test_model_mode_is_restored(poisoned, digits):
-    poisoned.train()
-    neural_cleanse(poisoned, digits.train, np.arange(50), [0, 1], steps=1, show_progress=False)
-    assert poisoned.training
-    poisoned.eval()
+def test_model_mode_is_restored(poisoned_model, digits):
+    poisoned_model.train()
+    neural_cleanse(poisoned_model, digits.train, np.arange(50), [0, 1], steps=1,
+                   show_progress=False)
+    assert poisoned_model.training
+    poisoned_model.eval()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -77,15 +71,15 @@ def test_model_mode_is_restored(poisoned, digits):
     ({"indices": [5000]}, r"indices must be a non-empty selection of 0\.\.1436"),
     ({"steps": 0}, r"steps \(0\) and batch size \(32\) must be at least 1"),
 ])
-def test_bad_arguments_are_usage_errors(poisoned, digits, kwargs, message):
+def test_bad_arguments_are_usage_errors(poisoned_model, digits, kwargs, message):
     args = {"indices": np.arange(20), "classes": [0, 1], "steps": 1} | kwargs
     with pytest.raises(UsageError, match=message):
-        neural_cleanse(poisoned, digits.train, show_progress=False, **args)
+        neural_cleanse(poisoned_model, digits.train, show_progress=False, **args)
 
 
-def test_images_of_the_scanned_class_alone_are_rejected(poisoned, digits):
+def test_images_of_the_scanned_class_alone_are_rejected(poisoned_model, digits):
     with pytest.raises(UsageError, match="all given images belong to class 4"):
-        neural_cleanse(poisoned, digits.train, digits.train.indices_of(4), [4],
+        neural_cleanse(poisoned_model, digits.train, digits.train.indices_of(4), [4],
                        show_progress=False)
 
 

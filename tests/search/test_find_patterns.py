@@ -18,6 +18,26 @@ from classwise.search.objectives import PaperObjective
 QUICK = dict(max_steps=6, val_images=40, eval_every=3)
 
 
+def mask_search(k: int, **settings):
+    """The engine's search of the three rows of :func:`tensors` for ``k`` pixels, with the
+    default preset's settings overridden by ``settings``; its config and engine too."""
+    from classwise.search.config import make_config
+    from classwise.search.engine import MaskSearch
+    from classwise.search.find import Engine
+    from classwise.search.rows import as_bank
+
+    canvases, targets, images, labels = tensors()
+    cfg = make_config("default", **settings)
+    cpu = torch.device("cpu")
+    bank = as_bank(images, cpu)
+    engine = Engine(tiny_model(), as_bank(canvases, cpu), targets, bank, labels.numpy(),
+                    seed=0, device=cpu)
+    rows = engine.rows([0, 1, 2], cfg)
+    search = MaskSearch(tiny_model(), rows, engine.start(rows, cfg, k), bank, cfg, k,
+                        engine.order(rows))
+    return search, cfg, engine
+
+
 def tensors():
     """Canvases of classes 2, 2 and 5 from the canvas pool; the search pool as images."""
     data = digits()
@@ -128,19 +148,11 @@ def test_the_pattern_is_the_head_of_each_rows_ranking_and_its_ties_are_counted()
 
 
 def test_refinement_never_fools_fewer_held_out_images_than_the_pattern_it_starts_from():
-    from classwise.search.config import make_config
-    from classwise.search.engine import MaskSearch, fooling_rate, refine
-    from classwise.search.find import Engine
-    from classwise.search.rows import as_bank
+    from classwise.search.engine import fooling_rate, refine
 
-    canvases, targets, images, labels = tensors()
-    cfg = make_config("default", max_steps=4, val_images=40, refine_rounds=6, refine_swaps=3)
-    bank = as_bank(images, torch.device("cpu"))
-    engine = Engine(tiny_model(), as_bank(canvases, torch.device("cpu")), targets, bank,
-                    labels.numpy(), seed=0, device=torch.device("cpu"))
-    rows = engine.rows([0, 1, 2], cfg)
-    search = MaskSearch(tiny_model(), rows, engine.start(rows, cfg, 5), bank, cfg, 5,
-                        engine.order(rows))
+    search, cfg, engine = mask_search(5, max_steps=4, val_images=40, refine_rounds=6,
+                                      refine_swaps=3)
+    rows, bank = search.rows, search.images
     before = search.run()
     start = fooling_rate(tiny_model(), before.ranks < 5, rows, bank)
     after = refine(tiny_model(), rows, before, bank, cfg, 5, engine.order(rows))
@@ -152,20 +164,9 @@ def test_refinement_never_fools_fewer_held_out_images_than_the_pattern_it_starts
 
 
 def test_successive_halving_leaves_out_the_worse_half_of_each_targets_finalists():
-    from classwise.search.config import make_config
-    from classwise.search.engine import MaskSearch
-    from classwise.search.find import Engine
-    from classwise.search.rows import as_bank
-
-    canvases, targets, images, labels = tensors()  # two rows of class 2, one of class 5
-    cfg = make_config("default", halving=True, eval_every=2, max_steps=6, val_images=40,
-                      patience=5)
-    bank = as_bank(images, torch.device("cpu"))
-    engine = Engine(tiny_model(), as_bank(canvases, torch.device("cpu")), targets, bank,
-                    labels.numpy(), seed=0, device=torch.device("cpu"))
-    rows = engine.rows([0, 1, 2], cfg)
-    search = MaskSearch(tiny_model(), rows, engine.start(rows, cfg, 4), bank, cfg, 4,
-                        engine.order(rows))
+    # two rows of class 2, one of class 5
+    search, _, _ = mask_search(4, halving=True, eval_every=2, max_steps=6, val_images=40,
+                               patience=5)
     search.advance()
     assert search.active.tolist() == [0, 1, 2]
     search.advance()  # the first check: class 2 keeps the better of its two rows
