@@ -88,6 +88,12 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def child_env(threads: int) -> dict[str, str]:
+    """The environment for a timed child command: torch on ``threads`` threads, so that a
+    command sharing the machine with another job does not contend with itself."""
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
 def command(script: str, args: Any) -> str:
     """The command line that reproduces a run: ``script`` with the parsed ``args``."""
     def value(v: Any) -> str:

@@ -20,16 +20,17 @@ import sys
 import time
 
 import numpy as np
-from common import CACHE, command, machine, save, table, zoo_model
+from common import CACHE, child_env, command, machine, save, table, zoo_model
 
 CHILD = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
          "from classwise.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
-def timed(args: list[str], cut_after: float | None = None) -> tuple[float, int]:
+def timed(args: list[str], threads: int, cut_after: float | None = None) -> tuple[float, int]:
     """Wall seconds and exit status of ``classwise ARGS``, sent Ctrl-C after ``cut_after``."""
     start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", CHILD, *args], stderr=subprocess.DEVNULL)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *args], stderr=subprocess.DEVNULL,
+                             env=child_env(threads))
     if cut_after is not None:
         try:
             child.wait(timeout=cut_after)
@@ -55,17 +56,18 @@ def main() -> None:
     p.add_argument("--preset", default="paper")
     p.add_argument("--at", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the commands")
     args = p.parse_args()
     model = zoo_model(f"mnist-cnn-s{args.seed}")
     out = CACHE / "resume"
     shutil.rmtree(out, ignore_errors=True)
     run = ["reveal", "--model", str(model), "--data", "mnist5k", "--preset", args.preset,
            "--seed", str(args.seed), "--no-progress", "--out"]
-    whole, code = timed([*run, str(out / "whole")])
+    whole, code = timed([*run, str(out / "whole")], args.threads)
     assert code == 0
-    cut, code = timed([*run, str(out / "cut")], cut_after=args.at * whole)
+    cut, code = timed([*run, str(out / "cut")], args.threads, cut_after=args.at * whole)
     assert code == 130, f"the run was not cut (exit {code}); lower --at"
-    resumed, code = timed([*run, str(out / "cut"), "--resume"])
+    resumed, code = timed([*run, str(out / "cut"), "--resume"], args.threads)
     assert code == 0
     rows = [{"run": "whole", "seconds": round(whole, 1)},
             {"run": f"cut at {args.at:.0%}", "seconds": round(cut, 1)},

@@ -25,7 +25,7 @@ import sys
 import time
 
 import torch
-from common import CACHE, machine, save, table, zoo_model
+from common import CACHE, child_env, machine, save, table, zoo_model
 
 SCALE_STEPS = dict(max_steps=4, eval_every=0, val_images=0, canvas_candidates=1, finalists=1,
                    init="constant", batch_size=8)
@@ -74,7 +74,7 @@ def scale_rows(max_batch: int, big_max_batch: int) -> list[dict]:
     return rows
 
 
-def preset_rows(seed: int, rounds: int) -> list[dict]:
+def preset_rows(seed: int, rounds: int, threads: int) -> list[dict]:
     """Paper vs default end to end: the whole ``classwise reveal`` command (start-up, search,
     evaluation and the run folder's files) on the small CNN on mnist5k, all 10 classes at
     5%, timed as processes; the two commands take turns ``rounds`` times, so the ratio of
@@ -90,10 +90,11 @@ def preset_rows(seed: int, rounds: int) -> list[dict]:
         for preset in times:
             shutil.rmtree(out / preset, ignore_errors=True)
             argv = ["reveal", "--model", str(folder), "--data", "mnist5k", "--preset", preset,
-                    "--budget", "0.05", "--seed", str(seed), "--no-progress", "--out", str(out / preset)]
+                    "--budget", "0.05", "--seed", str(seed), "--no-progress",
+                    "--out", str(out / preset)]
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "classwise.cli", *argv], check=True,
-                           stdout=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, env=child_env(threads))
             times[preset].append(time.perf_counter() - start)
             result = json.loads((out / preset / "results.json").read_text())
             powers[preset] = result["mean_predictive_power"]
@@ -156,13 +157,14 @@ def main() -> None:
                    help="search images per pass for the 1,000-class 224 px run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3, help="turns of each command (presets)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch threads, here and in the timed commands")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     payload = {"command": "python bench/speed.py " + " ".join(sys.argv[1:]),
                "machine": machine()}
     if args.part in ("all", "presets"):
-        payload["presets"] = preset_rows(args.seed, args.rounds)
+        payload["presets"] = preset_rows(args.seed, args.rounds, args.threads)
         print(table(payload["presets"], [("preset", "preset"), ("wall_s", "median wall s"),
                                          ("predictive_power", "mean predictive power"),
                                          ("wall speed-up", "end-to-end speed-up")]))
