@@ -100,7 +100,7 @@ def fingerprint(model: nn.Module, data: Dataset) -> dict[str, str]:
     records them so a run is never resumed on a retrained model or other data."""
     weights = hashlib.sha256()  # the values only: a wrapper around the same model is the same
     for tensor in model.state_dict().values():
-        weights.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        weights.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
     labels = hashlib.sha256(repr(data.image_shape).encode())
     for split in (data.train, data.test):
         labels.update(np.ascontiguousarray(split.labels).tobytes())
