@@ -287,8 +287,8 @@ def timed_scan(out: Path, models: Sequence[str | Path], method: str, seed: int, 
     start, which includes checking every model) to the moment its folder was finished, so
     they include saving its pictures. A model resumed half-way gets None (part of its time
     went before the cut), as does, by never being written, one finished in a call that was
-    cut off. The ``seconds`` in ``scan.json`` settings are not used: they count only the
-    time after the search (0 s of a 21 s classwise scan, 6 s of a 38 s Neural Cleanse one).
+    cut off. The ``seconds`` in ``scan.json`` settings are not used: before 6317c28 they
+    counted only the time after the search (0 s of a 21 s classwise scan).
     """
     names = model_names(models)
     skipped = {n for n in names if resume and (out / n / "scan.json").is_file()}
@@ -474,9 +474,10 @@ def trigger_figures(bad: Sequence[dict]) -> dict[str, float | None]:
 
 
 def mean_seconds(records: Sequence[dict]) -> float | None:
-    """The mean seconds per model over the records that have them."""
-    seconds = [r["seconds"] for r in records if r["seconds"] is not None]
-    return float(np.mean(seconds)) if seconds else None
+    """The mean seconds per model, or None unless every model was timed: a mean over the
+    models that happen to be timed (say those scanned after a cut) would misstate it."""
+    seconds = [r["seconds"] for r in records]
+    return None if not seconds or None in seconds else float(np.mean(seconds))
 
 
 def summary_row(bad: Sequence[dict], clean: Sequence[dict]) -> dict[str, Any]:

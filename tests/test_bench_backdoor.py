@@ -94,6 +94,12 @@ def test_summary_rows_per_method_seed_and_attack(bench):
     assert rows[2]["models"] == 4
 
 
+def test_seconds_per_model_only_when_every_model_was_timed(bench):
+    untimed = [rec("b0", "badnets", 1, [1], 5.0, seconds=None), *BAD[1:]]
+    rows = bench.summarise([*untimed, *CLEAN])
+    assert rows[0]["seconds"] is None and rows[1]["seconds"] == 1.0
+
+
 def test_stability_is_the_share_of_models_with_one_verdict_under_all_seeds(bench):
     seed1 = [rec("b0", "badnets", 1, [1, 3], 5.0, seed=1),  # same likely target: stable
              rec("b1", "badnets", 2, [7], 3.0, seed=1),  # another likely target
