@@ -10,7 +10,8 @@ from torch import nn
 
 from classwise.data.base import ArraySplit, Dataset
 from classwise.errors import UsageError
-from classwise.evaluation.measure import TestSet, class_figures, pattern_figures
+from classwise.evaluation.measure import TestSet as EvalSet  # not "Test*": pytest would collect it
+from classwise.evaluation.measure import class_figures, pattern_figures
 from classwise.evaluation.metrics import other_class_indices, predictive_power, random_pattern
 
 
@@ -71,7 +72,7 @@ def test_random_pattern_is_seeded_per_class():
 def test_evaluate_pattern_reads_the_test_split():
     """Train images are all bright (class 1 everywhere); test images are dark."""
     data = Dataset("special", split_of([1.0] * 3, [0, 1, 2]), TEST, ["a", "b", "c"])
-    figures = pattern_figures(TestSet(CornerModel(), data.test, 3), 1, CANVAS.numpy(), CORNER,
+    figures = pattern_figures(EvalSet(CornerModel(), data.test, 3), 1, CANVAS.numpy(), CORNER,
                               seed=0)
     assert figures["no_pattern"] == 0.25
     assert figures["predictive_power"] == 1.0
@@ -82,7 +83,7 @@ def test_the_figures_never_load_training_images():
     data = recording_digits()
     pattern = np.zeros((8, 8), bool)
     pattern[3:5, 3:5] = True
-    pattern_figures(TestSet(tiny_model(), data.test, 10), 7, np.ones((1, 8, 8), np.float32),
+    pattern_figures(EvalSet(tiny_model(), data.test, 10), 7, np.ones((1, 8, 8), np.float32),
                     pattern, seed=0)
     assert data.train.loaded == []
     np.testing.assert_array_equal(np.unique(data.test.all_loaded()), np.arange(len(data.test)))
@@ -94,7 +95,7 @@ def test_the_shared_test_set_gives_exactly_the_figures_of_each_class_measured_al
     from helpers import digits
 
     model, data = tiny_model(), digits()
-    test = TestSet(model, data.test, 10)
+    test = EvalSet(model, data.test, 10)
     gen = torch.Generator().manual_seed(5)
     for t in range(10):
         canvas = torch.rand(1, 8, 8, generator=gen)
@@ -116,7 +117,7 @@ def test_by_source_counts_each_source_class_and_weights_to_the_pooled_power():
     from helpers import digits, power_by_hand
 
     model, data = tiny_model(), digits()
-    test = TestSet(model, data.test, 10)
+    test = EvalSet(model, data.test, 10)
     canvas = data.train.load([int(np.flatnonzero(data.train.labels == 4)[0])])[0].numpy()
     pattern = np.zeros((8, 8), bool)
     pattern[2:6, 3:5] = True
