@@ -24,6 +24,7 @@ import argparse
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -100,7 +101,7 @@ def means(rows: list[dict], models: list[str]) -> list[dict]:
     return out
 
 
-def by_model(rows: list[dict], budgets: list[float]) -> list[dict]:
+def by_model(rows: list[dict]) -> list[dict]:
     """One row per model and preset: the predictive power at each budget, and the mean wall
     time of one budget's command (the paper preset's one search serves every budget)."""
     out = {}
@@ -127,10 +128,9 @@ def wins(rows: list[dict], budgets: list[float]) -> list[dict]:
     return out
 
 
-def measured(out: str, cmd: str, names: list[str]) -> tuple[list[dict], dict]:
-    """The rows and models a cut run of the same command already wrote to ``out``, so a
+def measured(path: Path, cmd: str, names: list[str]) -> tuple[list[dict], dict]:
+    """The rows and models a cut run of the same command already wrote to ``path``, so a
     rerun measures only the models it lacks (a model's rows are written all at once)."""
-    path = RESULTS / f"{out}.json"
     if not path.is_file():
         return [], {}
     done = json.loads(path.read_text())
@@ -162,20 +162,20 @@ def main() -> None:
     budgets = [float(b) for b in args.budgets.split(",")]
     presets = args.presets.split(",")
     out = args.out or f"natural_{args.zoo or 'models'}"
-    rows, models = measured(out, command("natural.py", args), names)
+    cmd, path = command("natural.py", args), RESULTS / f"{out}.json"
+    rows, models = measured(path, cmd, names)
     for name in (n for n in names if n not in models):
         rows += model_rows(name, budgets, presets, args.seed)
         models[name] = {"settings": MODELS[name],
                         "clean_test_accuracy": meta(zoo_model(name))["clean_test_accuracy"],
                         "part": next(part for part, zoo in ZOO.items() if name in zoo)}
-        path = save(out, {"command": command("natural.py", args), "machine": machine(),
-                          "models": models, "rows": rows, "means": means(rows, names)})
-    pivot = by_model(rows, budgets)
-    print(table(pivot + by_model(means(rows, names), budgets) + wins(rows, budgets),
+        save(out, {"command": cmd, "machine": machine(), "models": models, "rows": rows,
+                   "means": means(rows, names)})
+    print(table(by_model(rows) + by_model(means(rows, names)) + wins(rows, budgets),
                 [("model", "model"), ("preset", "preset"),
                  *((f"{b:.0%}", f"power at {b:.0%}") for b in budgets),
                  ("seconds", "wall s, one budget")]))
-    print(f"wrote {path}")
+    print(f"results in {path}")
 
 
 if __name__ == "__main__":
