@@ -188,3 +188,23 @@ def test_help(command, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "usage: classwise" in capsys.readouterr().out
+
+
+def test_scan_refuses_an_unknown_pattern_family_in_one_line(runs, tmp_path, capsys):
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["scan", "--model", str(runs / "model"), "--data", "digits", "--families",
+                 "additive,blur", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "unknown pattern family 'blur'; choose from pixels, additive, warp" in err
+    assert not (out / "scan.json").exists()
+
+
+def test_scan_of_the_pixel_patch_alone_from_the_command_line(runs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["scan", "--model", str(runs / "model"), "--data", "digits", "--families",
+                 "pixels", "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "scan.json").read_text())
+    assert report["settings"]["families"] == [] and report["family"] == "pixels"
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(("clean", "BACKDOORED"))

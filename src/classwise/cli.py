@@ -375,6 +375,11 @@ def add_scan(sub: argparse._SubParsersAction) -> Handler:
     p.add_argument("--reference", nargs="+", metavar="DIR", help="classwise scan folders of "
                    "clean models of the same data: compare each class with the same class "
                    "there (median over several) instead of with the other classes")
+    p.add_argument("--families", type=lambda text: [n.strip() for n in text.split(",")],
+                   help="dense pattern families searched beside the pixel patch, comma-"
+                   "separated (classwise method; default additive,warp): additive for "
+                   "Blended- and SIG-like triggers, warp for WaNet-like ones; 'pixels' for "
+                   "the patch alone")
     _common(p)
     _out(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted scan in "
@@ -397,7 +402,8 @@ def run_scan(args: argparse.Namespace) -> None:
         rows = scan_models(args.model, data, out, method=args.method, seed=args.seed,
                            device=args.device, executor=args.executor,
                            ray_address=args.ray_address, resume=args.resume,
-                           show_progress=not args.no_progress, reference=args.reference)
+                           show_progress=not args.no_progress, reference=args.reference,
+                           families=args.families)
         flagged = [r["folder"] for r in rows if r["verdict"] == "backdoored"]
         print(f"{len(rows)} models scanned, {len(flagged)} backdoored"
               f"{': ' + ', '.join(flagged) if flagged else ''}; see {out / 'zoo.json'}")
@@ -406,7 +412,8 @@ def run_scan(args: argparse.Namespace) -> None:
         shutil.rmtree(out / DIRNAME, ignore_errors=True)
     result = scan(model, data, method=args.method, seed=args.seed, device=args.device,
                   show_progress=not args.no_progress, model_name=args.model[0],
-                  reference=args.reference, checkpoint=out / DIRNAME, resume=args.resume)
+                  reference=args.reference, checkpoint=out / DIRNAME, resume=args.resume,
+                  families=args.families)
     result.save(out)
     shutil.rmtree(out / DIRNAME, ignore_errors=True)
     print(result.verdict_line(out))

@@ -26,6 +26,12 @@ CASES: dict[str, dict[str, Any]] = {
     "thorough": dict(preset="thorough"),
 }
 """Reveals of ``CLASSES`` at 4 pixels, seed 1; the paper preset runs one epoch, not five."""
+SCANS: dict[str, dict[str, Any]] = {
+    "scan": dict(families=()),
+    "scan-families": {},
+}
+"""Scans of every class, seed 1: the pixel patch alone (as frozen before the dense
+families), and the default scan with its dense families."""
 VOLATILE = ("seconds", "versions", "device")
 
 
@@ -60,11 +66,12 @@ def outputs(net: torch.nn.Module) -> tuple[dict[str, np.ndarray], dict[str, Any]
         for key in ("classes", "canvases", "masks", "patterns"):
             arrays[f"{name}/{key}"] = getattr(result, key)
         records[name] = stable(result.records)
-    found = scan(net, "digits", seed=1, show_progress=False, device="cpu")
-    for key in ("classes", "canvases", "masks", "patterns"):
-        arrays[f"scan/{key}"] = getattr(found.reveal, key)
-    report = found.to_json()
-    records["scan"] = stable({k: report[k] for k in ("verdict", "flagged", "classes")})
+    for name, options in SCANS.items():
+        found = scan(net, "digits", seed=1, show_progress=False, device="cpu", **options)
+        for key in ("classes", "canvases", "masks", "patterns"):
+            arrays[f"{name}/{key}"] = getattr(found.reveal, key)
+        report = found.to_json()
+        records[name] = stable({k: report[k] for k in ("verdict", "flagged", "classes")})
     return arrays, records
 
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from frozen import CASES, JSON, NPZ, model, outputs
+from frozen import CASES, JSON, NPZ, SCANS, model, outputs
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def now():
     return outputs(model())
 
 
-@pytest.mark.parametrize("case", [*CASES, "scan"])
+@pytest.mark.parametrize("case", [*CASES, *SCANS])
 def test_outputs_are_as_frozen(now, case):
     arrays, records = now
     with np.load(NPZ) as f:

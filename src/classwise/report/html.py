@@ -270,15 +270,22 @@ def _scan_section(run_dir: Path, scan: Mapping[str, Any], names: Mapping[int, st
     flagged = [int(c) for c in scan.get("flagged", [])]
     statistic = scan.get("statistic")
     flagged_text = ", ".join(f"{c} {names.get(c, '')}".strip() for c in flagged) or "none"
+    rows = scan.get("classes", [])
+    families = list(rows[0].get("families", {})) if rows else []
     about = (f"flagged: {flagged_text} \u00b7 method {_fmt(scan.get('method'))} \u00b7 "
-             f"threshold {_fmt(scan.get('threshold'))} \u00b7 statistic {_fmt(statistic)}")
+             f"threshold {_fmt(scan.get('threshold'))} \u00b7 statistic {_fmt(statistic)}"
+             + (f" \u00b7 decided by the {scan.get('family')} family" if families else ""))
     keys = ["anomaly_index", "pixels", "predictive_power"]
     if statistic and statistic not in keys:
         keys.append(statistic)
-    rows = scan.get("classes", [])
-    table = _table(["class", "name", *(k.replace("_", " ") for k in keys), "flagged"],
+    heads = [k.replace("_", " ") for k in keys] + [f"{f} size" for f in families]
+    if families:
+        heads.append("found by")
+    table = _table(["class", "name", *heads, "flagged"],
                    ([int(r["class"]), names.get(int(r["class"]), str(r["class"])),
-                     *(r.get(k) for k in keys), int(r["class"]) in flagged] for r in rows),
+                     *(r.get(k) for k in keys), *(r["families"][f]["size"] for f in families),
+                     *([r.get("found_by")] if families else []), int(r["class"]) in flagged]
+                    for r in rows),
                    row_classes=["flagged" if int(r["class"]) in flagged else "" for r in rows])
     return (f'<p><span class="verdict {html.escape(verdict)}">{html.escape(verdict.upper())}'
             f'</span></p><p>{html.escape(about)}</p>'

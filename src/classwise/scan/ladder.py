@@ -34,10 +34,19 @@ from classwise.progress import progress
 from classwise.results import RevealResult
 from classwise.reveal.canvas import CanvasBank, candidates_for
 from classwise.reveal.pools import SplitBank, partition
+from classwise.scan.dense import MIN_FACTOR as DENSE_MIN_FACTOR
+from classwise.scan.dense import FamilyFigures, checkpointed_climb, dense_config
 from classwise.scan.result import ScanResult
-from classwise.scan.verdict import reached_index, smallest_outlier
+from classwise.scan.verdict import (
+    MIN_FACTOR,
+    reached_index,
+    size_to_reach,
+    smallest_outlier,
+    strongest,
+)
 from classwise.search.checkpoint import Checkpoint, once
 from classwise.search.config import SearchConfig
+from classwise.search.families import make_family
 from classwise.search.find import Engine
 from classwise.search.ops import project_budget, ties_at_cut
 from classwise.search.rows import Rows
@@ -94,16 +103,18 @@ class _Rung:
 
 
 def climb(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float,
-               ladder: list[int], cfg: SearchConfig, show_progress: bool,
-               ref: np.ndarray | None, settings: dict[str, Any],
-               checkpoint: Checkpoint | None) -> ScanResult:
+          ladder: list[int], cfg: SearchConfig, show_progress: bool,
+          ref: np.ndarray | None, settings: dict[str, Any],
+          checkpoint: Checkpoint | None, families: tuple[str, ...] = ()) -> ScanResult:
     """Climb the budget ladder; each class stops at the first budget that reaches ``rate``.
 
     Every (class, canvas) row keeps its mask and its image stream from budget to budget:
     the search at ``k`` starts from the mask found at the budget before plus half the
     gradient saliency, so a trigger found with few pixels is kept and completed rather than
     searched anew. ``ref`` (per-class reference log sizes) is subtracted from the log sizes
-    before the verdict (:mod:`classwise.scan.verdict`). With a ``checkpoint`` the ladder is
+    before the verdict (:mod:`classwise.scan.verdict`). Each dense family of ``families``
+    then climbs its own budgets (:mod:`classwise.scan.dense`), and the verdict weighs every
+    family (:func:`~classwise.scan.verdict.strongest`). With a ``checkpoint`` the ladder is
     saved after every budget and within one as the engine goes.
     """
     pools = partition(ds.train.labels)
@@ -175,11 +186,39 @@ def climb(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float
                           records, {**settings, "index_of": index_of, "versions": versions()},
                           list(ds.class_names), examples, np.stack([r.ranks for r in kept]))
     reached = np.array([e["reached"] for e in extra])
-    logs = np.log(values) - (0.0 if ref is None else ref)
-    verdict = smallest_outlier(logs, reached)
-    return ScanResult("classwise", "pixels_to_reach", values, reached_index(logs, reached),
+    first = [next(i for i, c in enumerate(cands) if c.target == t) for t in tried]
+    figures = [checkpointed_climb(engine, engine.rows(first, dense_config()),
+                                  make_family(name, ds.image_shape), dense_config(), rate)
+               for name in families]
+    logs = {"pixels": np.log(values) - (0.0 if ref is None else ref),
+            **{f.family: np.log(f.sizes) for f in figures}}
+    reach = {"pixels": reached, **{f.family: f.reached for f in figures}}
+    factor = {"pixels": MIN_FACTOR, **{f.family: DENSE_MIN_FACTOR for f in figures}}
+    verdicts = {f: smallest_outlier(logs[f], reach[f], factor[f], len(logs)) for f in logs}
+    indices = {f: reached_index(logs[f], reach[f], factor[f]) for f in logs}
+    family, verdict = strongest(verdicts, indices)
+    index = np.max(np.stack(list(indices.values())), axis=0)
+    if figures:
+        _add_families(extra, figures, indices)
+        result.settings["family_units"] = {f.family: f.unit for f in figures}
+    return ScanResult("classwise", "pixels_to_reach", values, index,
                       result, [int(result.classes[i]) for i in verdict.flagged],
-                      verdict.rule, verdict.p_value, verdict.candidate, result.settings, extra)
+                      verdict.rule, verdict.p_value, verdict.candidate, result.settings, extra,
+                      family)
+
+
+def _add_families(extra: list[dict[str, Any]], figures: list[FamilyFigures],
+                  indices: dict[str, np.ndarray]) -> None:
+    """Each class's dense-family figures in its ``extra``, and ``found_by``: the family in
+    which it is most anomalous."""
+    for i, row in enumerate(extra):
+        row["families"] = {f.family: {"size": float(f.sizes[i]),
+                                      "reached": bool(f.reached[i]),
+                                      "search_rate": round(float(f.kept_rates[i]), 4),
+                                      "search_rates": f.rates[i],
+                                      "anomaly_index": float(indices[f.family][i])}
+                           for f in figures}
+        row["found_by"] = max(indices, key=lambda f: indices[f][i])
 
 
 def _measure(test: TestSet, ds: Dataset, t: int, kept: _Rung, canvas: np.ndarray,
@@ -247,18 +286,9 @@ def _fewest(engine: Engine, ranks: torch.Tensor, row: Rows, rate: float, k: int,
 
 
 def _pixels_to_reach(rungs: list[_Rung], rate: float, total: int) -> float:
-    """The fewest pixels found to reach the rate, or an extrapolation when none reached it.
-
-    The extrapolation follows the line through the last two budgets in (log pixels, rate),
-    capped at ``total`` pixels.
-    """
+    """The fewest pixels found to reach the rate, or an extrapolation when none reached it
+    (:func:`~classwise.scan.verdict.size_to_reach`, at most ``total`` pixels)."""
     last = rungs[-1]
     if last.rate >= rate:
         return float(last.pixels)
-    if len(rungs) == 1:
-        return float(total)
-    prev = rungs[-2]
-    slope = (last.rate - prev.rate) / (math.log(last.k) - math.log(prev.k))
-    if slope <= 0:
-        return float(total)
-    return float(np.clip(math.exp(math.log(last.k) + (rate - last.rate) / slope), 1, total))
+    return size_to_reach([r.k for r in rungs], [r.rate for r in rungs], rate, total)

@@ -35,6 +35,9 @@ class ScanResult:
     settings: dict[str, Any] = field(default_factory=dict)
     extra: list[dict[str, Any]] = field(default_factory=list)
     """Per-class figures beside the statistic (e.g. the search rate reached)."""
+    family: str = "pixels"
+    """The pattern family whose verdict decided (``pixels`` but for a dense family, see
+    :mod:`classwise.scan.dense`)."""
 
     @property
     def classes(self) -> np.ndarray:
@@ -63,14 +66,22 @@ class ScanResult:
         t = self.flagged[0]
         i = list(self.classes).index(t)
         where = f"; see {Path(out) / 'report.html'}" if out is not None else ""
+        return (f"BACKDOORED: class {t} '{names[t]}' is the likely target ({self._evidence(i)}); "
+                f"{self._size(i)}). Do not deploy this model{where}")
+
+    def _size(self, i: int) -> str:
+        """Class ``i``'s pattern size against the others', in the deciding family."""
+        if self.family != "pixels":
+            sizes = [row["families"][self.family]["size"] for row in self.extra]
+            unit = self.settings["family_units"][self.family]
+            return (f"its {self.family} pattern needs {sizes[i]:.3g} against a median of "
+                    f"{np.median(sizes):.3g} ({unit}")
         ref = self.extra[i].get("reference_pixels_to_reach") if self.extra else None
         against = (f"{ref:.3g} in the clean reference" if ref is not None else
                    f"a median of {np.median(self.values):.3g}")
         pixels = int(self.patterns[i].sum())
         pattern = f"its pattern is {pixels} pixels (" if pixels else "("
-        return (f"BACKDOORED: class {t} '{names[t]}' is the likely target ({self._evidence(i)}); "
-                f"{pattern}{self.statistic} {self.values[i]:.3g} against {against}). Do not "
-                f"deploy this model{where}")
+        return f"{pattern}{self.statistic} {self.values[i]:.3g} against {against}"
 
     def to_json(self) -> dict[str, Any]:
         rows = []
@@ -81,6 +92,7 @@ class ScanResult:
                          "predictive_power": rec.get("predictive_power"),
                          **(self.extra[i] if self.extra else {})})
         return {"verdict": self.verdict, "flagged": self.flagged, "method": self.method,
+                "family": self.family,
                 "statistic": self.statistic, "rule": self.rule, "p_value": self.p_value,
                 "candidate": int(self.classes[self.candidate]), "threshold": THRESHOLD,
                 "consistency_constant": CONSISTENCY, "median": MEDIAN,

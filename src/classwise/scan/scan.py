@@ -21,12 +21,15 @@ from classwise.errors import UsageError
 from classwise.models import check_model, parameter_count, resolve_device
 from classwise.reveal.canvas import parse_canvas
 from classwise.scan.baselines import NC_IMAGES, mm_bd_scan, neural_cleanse_scan
+from classwise.scan.dense import FAMILIES
+from classwise.scan.dense import MIN_FACTOR as DENSE_MIN_FACTOR
 from classwise.scan.ladder import CANVAS, RATE, SEARCH, budgets, climb
 from classwise.scan.reference import reference_log_sizes
 from classwise.scan.result import ScanResult
 from classwise.scan.verdict import MIN_FACTOR
 from classwise.search.checkpoint import Checkpoint
 from classwise.search.config import make_config
+from classwise.search.families import families as dense_families
 from classwise.sources import DataSource, ModelSource, data_source, fingerprint, model_source
 
 METHODS = ("classwise", "neural-cleanse", "mm-bd")
@@ -37,14 +40,19 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
          show_progress: bool = True, rate: float = RATE, ladder: list[int] | None = None,
          canvas: str = CANVAS, nc_images: int = NC_IMAGES, model_name: str | None = None,
          reference: Sequence[str | Path] | None = None, checkpoint: str | Path | None = None,
-         resume: bool = False, **overrides: Any) -> ScanResult:
+         resume: bool = False, families: Sequence[str] | None = None,
+         **overrides: Any) -> ScanResult:
     """Scan every class of ``model`` on ``data`` for a backdoor with ``method``.
 
     ``classwise``: the fewest pixels reaching ``rate`` on held-out search images, per
     class, over budgets ``ladder`` (default 4, 8, 16, ... up to 10% of the pixels) with
     ``canvas`` sources; ``overrides`` change single search settings (see
     :class:`~classwise.search.config.SearchConfig`); the verdict is
-    :mod:`classwise.scan.verdict`'s. ``neural-cleanse``: Neural Cleanse on ``nc_images``
+    :mod:`classwise.scan.verdict`'s. ``families``: the dense pattern families searched
+    beside the pixel patch (:mod:`classwise.scan.dense`; default additive and warp, for
+    triggers spread over the whole image, when None; ``()`` or ``["pixels"]`` for the
+    pixel patch alone); the verdict
+    weighs every family. ``neural-cleanse``: Neural Cleanse on ``nc_images``
     search-pool images, flagged by its MAD rule; ``mm-bd``: MM-BD, flagged by its p-value
     (:mod:`classwise.scan.baselines`). ``reference``:
     ``classwise`` scan folders of clean models of the same data; each class's
@@ -74,15 +82,29 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
         return _timed(mm_bd_scan(net, ds, dev, seed, show_progress, settings), started)
     cfg = make_config("default", canvas=canvas, **{**SEARCH, **overrides})
     parse_canvas(cfg.canvas)
+    families = checked_families(families)
     steps = budgets(ladder, ds.image_shape)
     settings = {**settings, "rate": rate, "ladder": steps, "min_factor": MIN_FACTOR,
+                "families": list(families), "dense_min_factor": DENSE_MIN_FACTOR,
                 "search": cfg.to_dict(), "reference": [str(p) for p in reference or []]}
     ckpt = None
     if checkpoint is not None:
         ckpt = Checkpoint(checkpoint, {**settings, **fingerprint(net, ds)}, resume)
         ckpt.start()
     return _timed(climb(net, ds, dev, seed, rate, steps, cfg, show_progress, ref, settings,
-                        ckpt), started)
+                        ckpt, families), started)
+
+
+def checked_families(names: Sequence[str] | None) -> tuple[str, ...]:
+    """``names`` (None: :data:`~classwise.scan.dense.FAMILIES`) as a tuple of known dense
+    families (``pixels``, always searched, dropped); a one-line error for an unknown one."""
+    names = FAMILIES if names is None else [names] if isinstance(names, str) else list(names)
+    known = dense_families()
+    for name in names:
+        if name not in known and name != "pixels":
+            raise UsageError(f"unknown pattern family {name!r}; choose from "
+                             f"{', '.join(['pixels', *known])}")
+    return tuple(dict.fromkeys(n for n in names if n != "pixels"))
 
 
 def _timed(result: ScanResult, started: float) -> ScanResult:

@@ -61,23 +61,33 @@ class Verdict:
     candidate: int
 
 
-def reached_index(log_sizes: np.ndarray, reached: np.ndarray) -> np.ndarray:
-    """The MAD anomaly index of ``log_sizes`` (scale at least :data:`MIN_SCALE`), capped at
-    0 for classes not ``reached``.
+def min_scale(min_factor: float = MIN_FACTOR) -> float:
+    """The floor of the MAD scale of log sizes that makes a flagged class at least
+    ``min_factor`` times smaller than the median."""
+    return math.log(min_factor) / THRESHOLD
+
+
+def reached_index(log_sizes: np.ndarray, reached: np.ndarray,
+                  min_factor: float = MIN_FACTOR) -> np.ndarray:
+    """The MAD anomaly index of ``log_sizes`` (scale floored by ``min_factor``, see
+    :func:`min_scale`), capped at 0 for classes not ``reached``.
 
     A class that never reached the rate within the ladder has an extrapolated size, not a
     pattern that was seen to work; the backdoor sign is a pattern both small and
     predictive, so only a class that reached the rate can be flagged. Its size still counts
     in the median and the MAD.
     """
-    index = anomaly_index(log_sizes, min_scale=MIN_SCALE)
+    index = anomaly_index(log_sizes, min_scale=min_scale(min_factor))
     return np.where(reached, index, np.minimum(index, 0.0))
 
 
-def smallest_outlier(log_sizes: np.ndarray, reached: np.ndarray) -> Verdict:
-    """The verdict on the smallest class that reached the rate (see the module)."""
+def smallest_outlier(log_sizes: np.ndarray, reached: np.ndarray,
+                     min_factor: float = MIN_FACTOR, tests: int = 1) -> Verdict:
+    """The verdict on the smallest class that reached the rate (see the module), its
+    p-value corrected for ``tests`` statistics looked at (the pattern families) besides the
+    classes."""
     log_sizes = np.asarray(log_sizes, dtype=np.float64)
-    index = reached_index(log_sizes, reached)
+    index = reached_index(log_sizes, reached, min_factor)
     if not np.any(reached):
         return Verdict([], "no class reached the rate", None, int(np.argmin(log_sizes)))
     candidate = int(np.flatnonzero(reached)[np.argmin(log_sizes[reached])])
@@ -88,18 +98,51 @@ def smallest_outlier(log_sizes: np.ndarray, reached: np.ndarray) -> Verdict:
         rule = (f"anomaly index > {THRESHOLD:g} (and {GAP:g}x below the next class): "
                 f"{len(others) + 1} classes are too few to fit a null for a p-value")
         return Verdict([candidate] if outlying else [], rule, None, candidate)
-    p = tail_p_value(log_sizes[candidate], others, len(log_sizes))
+    p = tail_p_value(log_sizes[candidate], others, len(log_sizes) * tests,
+                     min_scale(min_factor))
     rule = (f"p < {ALPHA:g} (normal null of the other classes, Sidak-corrected for "
-            f"{len(log_sizes)}), anomaly index > {THRESHOLD:g} and {GAP:g}x below the next "
+            f"{len(log_sizes) * tests}), anomaly index > {THRESHOLD:g} and {GAP:g}x below the next "
             "class")
     return Verdict([candidate] if outlying and p < ALPHA else [], rule, p, candidate)
 
 
-def tail_p_value(value: float, others: np.ndarray, classes: int) -> float:
-    """The Sidak-corrected lower-tail p-value of ``value`` under the normal null of
-    ``others``."""
+def tail_p_value(value: float, others: np.ndarray, classes: int,
+                 floor: float = MIN_SCALE) -> float:
+    """The lower-tail p-value of ``value`` under the normal null of ``others`` (scale at
+    least ``floor``), Sidak-corrected for ``classes`` comparisons."""
     n = len(others)
     centre = float(np.median(others))
-    scale = max(CONSISTENCY * float(np.median(np.abs(others - centre))), MIN_SCALE)
+    scale = max(CONSISTENCY * float(np.median(np.abs(others - centre))), floor)
     one = float(stats.norm.cdf((value - centre) / (scale * math.sqrt(1 + 1 / n))))
     return float(-np.expm1(classes * np.log1p(-min(one, 1.0 - 1e-16))))
+
+
+def size_to_reach(budgets: list[float], rates: list[float], rate: float, top: float) -> float:
+    """A size at which a pattern would reach ``rate``, from the ``rates`` below it that it
+    reached at ascending ``budgets``: the line through the last two in (log size, rate),
+    capped at ``top`` (``top`` itself from fewer than two budgets or a rate that did not
+    climb)."""
+    if len(budgets) < 2:
+        return float(top)
+    slope = (rates[-1] - rates[-2]) / (math.log(budgets[-1]) - math.log(budgets[-2]))
+    if slope <= 0:
+        return float(top)
+    return float(min(math.exp(math.log(budgets[-1]) + (rate - rates[-1]) / slope), top))
+
+
+def strongest(verdicts: dict[str, Verdict],
+              indices: dict[str, np.ndarray]) -> tuple[str, Verdict]:
+    """The family whose verdict decides, and that verdict: of the families that flag a
+    class, the one with the smallest p-value (the largest anomaly index where none is
+    claimed); when none flags, the one whose most extreme class has the largest index.
+    Ties go to the family given first."""
+    flagging = [f for f, v in verdicts.items() if v.flagged]
+    if flagging:
+        def strength(f: str) -> tuple[float, float]:
+            v = verdicts[f]
+            return (1.0 if v.p_value is None else v.p_value, -indices[f][v.candidate])
+
+        best = min(flagging, key=strength)
+    else:
+        best = max(verdicts, key=lambda f: indices[f][verdicts[f].candidate])
+    return best, verdicts[best]

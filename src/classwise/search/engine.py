@@ -49,19 +49,29 @@ def initial_masks(model: nn.Module, rows: Rows, images: Bank, cfg: SearchConfig,
     return project_budget(saliency / scale, k)
 
 
-@torch.no_grad()
 def fooling_rate(model: nn.Module, patterns: torch.Tensor, rows: Rows, images: Bank,
                  batch_size: int = 256) -> torch.Tensor:
     """Per row, the share of its held-out search images classified as its target once
-    stamped with its pattern (H, W). The rows' images go through the model together, in
-    batches of ``batch_size``."""
+    stamped with its pattern (H, W)."""
+    patterns = patterns.to(rows.canvases.device)
+    return held_out_rate(model, rows, images,
+                         lambda x, row: stamp(x, rows.canvases[row], patterns[row][:, None]),
+                         batch_size)
+
+
+@torch.no_grad()
+def held_out_rate(model: nn.Module, rows: Rows, images: Bank,
+                  change: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  batch_size: int = 256) -> torch.Tensor:
+    """Per row, the share of its held-out search images classified as its target once
+    changed by ``change(x, row)`` (x: images (n, C, H, W), row: the row of each image).
+    The rows' images go through the model together, in batches of ``batch_size``."""
     owner = np.concatenate([np.full(len(s.val), i) for i, s in enumerate(rows.samplers)])
     positions = np.concatenate([s.val for s in rows.samplers])
     hits = torch.zeros(len(rows))
     for start in range(0, len(owner), batch_size):
         row = torch.from_numpy(owner[start:start + batch_size]).to(rows.canvases.device)
-        x = stamp(images.take(positions[start:start + batch_size]), rows.canvases[row],
-                  patterns[row][:, None].to(rows.canvases.device))
+        x = change(images.take(positions[start:start + batch_size]), row)
         fooled = (model(x).argmax(1) == rows.targets[row]).float().cpu()
         hits.index_add_(0, row.cpu(), fooled)
     counts = torch.tensor([max(1, len(s.val)) for s in rows.samplers], dtype=torch.float32)

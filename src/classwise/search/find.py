@@ -23,7 +23,9 @@ from classwise.errors import UsageError
 from classwise.progress import progress
 from classwise.search.checkpoint import Checkpoint, once
 from classwise.search.config import Plan, SearchConfig, make_plan
+from classwise.search.dense import DenseOutcome, optimise_dense
 from classwise.search.engine import MaskSearch, Outcome, fooling_rate, initial_masks, refine
+from classwise.search.families import Family
 from classwise.search.ops import pixel_ranks, tie_order, ties_at_cut
 from classwise.search.rows import Bank, Rows, RowSampler, as_bank
 
@@ -282,6 +284,33 @@ class Engine:
         if ckpt:
             ckpt.save_finished(key, {"outcome": Outcome(*(None if t is None else t.cpu()
                                                           for t in outcome)),
+                                     "samplers": rows.state_dict()})
+        return outcome
+
+    def dense(self, rows: Rows, family: Family, start: torch.Tensor, size: float,
+              cfg: SearchConfig, key: str, stop_at: float = 1.0) -> DenseOutcome:
+        """Optimise ``family`` parameters of ``rows`` from ``start`` within ``size``, a pass
+        at a time (:func:`~classwise.search.dense.optimise_dense`). With a checkpoint each
+        pass's result and its rows' streams are kept under ``key`` once it ends, so a
+        resumed run skips the ended passes and repeats only the one it was cut in."""
+        parts = [self._dense_pass(rows.take(part), family, start[part], size, cfg,
+                                  f"{key}-{self.pass_size(cfg)}-{i}", stop_at)
+                 for i, part in enumerate(chunks(list(range(len(rows))), self.pass_size(cfg)))]
+        return DenseOutcome(torch.cat([o.params.to(start.device) for o in parts]),
+                            torch.cat([o.rates for o in parts]))
+
+    def _dense_pass(self, rows: Rows, family: Family, start: torch.Tensor, size: float,
+                    cfg: SearchConfig, key: str, stop_at: float) -> DenseOutcome:
+        ckpt = self.checkpoint
+        done = ckpt.finished(key) if ckpt else None
+        if done is not None:
+            rows.load_state_dict(done["samplers"])
+            return done["outcome"]
+        outcome = optimise_dense(self.model, family, rows, self.images, start.to(self.device),
+                                 size, cfg, stop_at)
+        if ckpt:
+            ckpt.save_finished(key, {"outcome": DenseOutcome(outcome.params.cpu(),
+                                                             outcome.rates),
                                      "samplers": rows.state_dict()})
         return outcome
 

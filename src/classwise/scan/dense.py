@@ -1,0 +1,127 @@
+"""The scan's dense families: per class, the smallest additive pattern or warp that makes
+most held-out images of the other classes read as it.
+
+A patch trigger shows as a class whose pixel pattern is anomalously small; a trigger spread
+over the whole image (Blended, SIG) or made of a warp (WaNet) shows as a class whose dense
+pattern is (:mod:`classwise.search.families`). Each family climbs its budgets
+(``Family.ladder``) as the pixel ladder does (:mod:`classwise.scan.ladder`): each budget's
+search starts from the parameters found at the budget before, a class leaves at the first
+budget whose pattern reaches the rate on its held-out search images, and its size is the
+smallest scale of that pattern that still reaches it (bisection); a class that never
+reaches it is extrapolated from its two largest budgets, at most twice the largest. One
+row per class, on the same held-out search images as the pixel ladder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from classwise.scan.verdict import size_to_reach
+from classwise.search.checkpoint import once
+from classwise.search.config import SearchConfig, make_config
+from classwise.search.dense import DenseOutcome, dense_rate
+from classwise.search.families import Family
+from classwise.search.find import Engine
+from classwise.search.rows import Rows
+
+FAMILIES = ("additive", "warp")
+"""The dense families a scan searches unless told otherwise."""
+SEARCH = {"batch_size": 16, "max_steps": 20, "eval_every": 5, "step_size": 0.1,
+          "val_images": 100}
+"""Each budget's search: 20 Adam steps of 16 images (in units of the budget), checked every
+5 on 100 held-out images; a class leaves as soon as it reaches the rate."""
+SCALE_STEPS = 5
+"""Bisection steps on the scale of a class's pattern (to 1/32 of its budget)."""
+MIN_FACTOR = 1.5
+"""A class flagged by a dense family has a pattern at least this many times smaller than the
+median class's (the pixel family's is :data:`classwise.scan.verdict.MIN_FACTOR`). Set before
+any zoo was scanned with the families: on the first clean development models tried, each
+family's smallest class lay within 1.31 times of the median."""
+
+
+def dense_config(**overrides: Any) -> SearchConfig:
+    """The search settings of every dense budget (:data:`SEARCH`, then ``overrides``)."""
+    return make_config("default", **{**SEARCH, **overrides})
+
+
+@dataclass
+class FamilyFigures:
+    """One family's figures per class: the size that reaches the rate (or extrapolated),
+    whether it was reached, the rate of the kept pattern and each budget's rate."""
+
+    family: str
+    unit: str
+    sizes: np.ndarray
+    reached: np.ndarray
+    kept_rates: np.ndarray
+    rates: list[dict[str, float]]
+
+
+def climb_family(engine: Engine, rows: Rows, family: Family, cfg: SearchConfig,
+                 rate: float) -> FamilyFigures:
+    """Climb ``family``'s budgets for ``rows`` (one per class); see the module."""
+    n = len(rows)
+    params = family.zeros(n, engine.device)
+    reached = np.zeros(n, dtype=bool)
+    sizes, kept = np.zeros(n), np.zeros(n)
+    history: list[dict[str, float]] = [{} for _ in range(n)]
+    for size in family.ladder:
+        live = [i for i in range(n) if not reached[i]]
+        if not live:
+            break
+        outcome = _search(engine, rows.take(live), family, params[live], size, cfg, rate)
+        params[live] = outcome.params.to(params.device)
+        for j, i in enumerate(live):
+            history[i][f"{size:g}"] = round(float(outcome.rates[j]), 4)
+        now = [i for j, i in enumerate(live) if outcome.rates[j] >= rate]
+        if now:
+            scale, scale_rate = _smallest_scale(engine, family, rows.take(now), params[now],
+                                                rate, outcome.rates[[live.index(i) for i in now]])
+            sizes[now], kept[now] = size * scale, scale_rate
+            reached[now] = True
+    top = 2 * family.ladder[-1]
+    for i in np.flatnonzero(~reached):
+        budgets = [float(b) for b in history[i]]
+        sizes[i] = size_to_reach(budgets, list(history[i].values()), rate, top)
+        kept[i] = list(history[i].values())[-1]
+    return FamilyFigures(family.name, family.unit, sizes, reached, kept, history)
+
+
+def _search(engine: Engine, rows: Rows, family: Family, start: torch.Tensor, size: float,
+            cfg: SearchConfig, rate: float) -> DenseOutcome:
+    """One budget's search of ``rows``; a retry after running out of memory starts the
+    rows' streams where the first try did."""
+    before = rows.state_dict()
+
+    def attempt() -> DenseOutcome:
+        rows.load_state_dict(before)
+        return engine.dense(rows, family, start, size, cfg, f"{family.name}-{size:g}", rate)
+
+    return engine.retrying(attempt)
+
+
+def _smallest_scale(engine: Engine, family: Family, rows: Rows, params: torch.Tensor,
+                    rate: float, full: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the smallest share (to 1/2**SCALE_STEPS) of its parameters whose pattern
+    still reaches ``rate`` (the whole does, at rate ``full``), and that pattern's rate."""
+    lo, hi, hi_rate = torch.zeros(len(rows)), torch.ones(len(rows)), full.clone().float()
+    for _ in range(SCALE_STEPS):
+        mid = (lo + hi) / 2
+        shape = (-1, *[1] * (params.ndim - 1))
+        r = dense_rate(engine.model, family, params * mid.view(shape).to(params.device), rows,
+                       engine.images)
+        ok = r >= rate
+        hi, hi_rate = torch.where(ok, mid, hi), torch.where(ok, r, hi_rate)
+        lo = torch.where(ok, lo, mid)
+    return hi.numpy(), hi_rate.numpy()
+
+
+def checkpointed_climb(engine: Engine, rows: Rows, family: Family, cfg: SearchConfig,
+                       rate: float) -> FamilyFigures:
+    """:func:`climb_family`, whose result a resumed scan reads back once it has ended."""
+    return once(engine.checkpoint, f"family-{family.name}",
+                lambda: climb_family(engine, rows, family, cfg, rate))
