@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from classwise.errors import ClasswiseError
 from classwise.fileio import write_json
 from classwise.scan import METHODS as INSTALLED
 from classwise.scan import scan_models
+from classwise.scan.scan import checked_families
 from classwise.scan.zoo import model_names
 from classwise.search.checkpoint import DIRNAME
 from classwise.seeding import rng
@@ -267,10 +269,15 @@ def reference_specs(archs: Sequence[str], n: int) -> list[Spec]:
             for arch in archs for i in range(n)]
 
 
-def scanned(scan: Path, model: Path) -> bool:
-    """Whether ``scan`` holds a finished scan newer than the model in folder ``model``."""
+def scanned(scan: Path, model: Path, families: Sequence[str] | None = None) -> bool:
+    """Whether ``scan`` holds a finished scan newer than the model in folder ``model``, and,
+    for a classwise scan with ``families`` given, of those dense families (a scan from
+    before the families searched none)."""
     report = scan / "scan.json"
-    return report.is_file() and report.stat().st_mtime >= (model / "model.ts").stat().st_mtime
+    if not report.is_file() or report.stat().st_mtime < (model / "model.ts").stat().st_mtime:
+        return False
+    settings = json.loads(report.read_text())["settings"]
+    return families is None or settings.get("families", []) == list(families)
 
 
 def finished_at(folder: Path) -> float:
@@ -319,7 +326,8 @@ def scan_into(out: Path, models: Sequence[Path], method: str, seed: int, **optio
     cut = out / DIRNAME / "run.json"
     if cut.is_file():
         timed_scan(out, json.loads(cut.read_text())["models"], method, seed, True, **options)
-    todo = [m for m in models if not scanned(out / m.name, m)]
+    families = checked_families(options["families"]) if "families" in options else None
+    todo = [m for m in models if not scanned(out / m.name, m, families)]
     print(f"{out.relative_to(CACHE)}: {len(todo)} of {len(models)} models to scan", flush=True)
     if todo:
         timed_scan(out, todo, method, seed, False, **options)
@@ -352,16 +360,23 @@ def reference_scans(zoo: Zoo, models: dict[str, list[Path]], seed: int) -> dict[
 
 
 def scan_jobs(zoo: Zoo, method: str, seed: int, specs: Sequence[Spec],
-              references: dict[str, list[Path]]) -> list[tuple[str, Path, list[Spec], dict]]:
+              references: dict[str, list[Path]], families: Sequence[str] | None = None
+              ) -> list[tuple[str, Path, list[Spec], dict]]:
     """The scans of one method and seed as (label, folder, specs, options): the zoo in one,
     or, for classwise against ``references`` (scan folders by architecture), one per
-    architecture against that architecture's references."""
+    architecture against that architecture's references. Classwise scans search
+    ``families`` (None: the scan's default), named in the label when given
+    (``classwise+pixels``: the pixel patch alone)."""
     base = CACHE / "backdoor" / zoo.name
-    if method != "classwise" or not references:
+    if method != "classwise":
         return [(method, base / f"{method}-s{seed}", list(specs), {})]
-    label = f"{method}+ref{len(next(iter(references.values())))}"
+    options = {"families": list(checked_families(families))}
+    label = method if families is None else "+".join([method, *families])
+    if not references:
+        return [(label, base / f"{label}-s{seed}", list(specs), options)]
+    label = f"{label}+ref{len(next(iter(references.values())))}"
     return [(label, base / f"{label}-s{seed}" / arch, [s for s in specs if s.arch == arch],
-             {"reference": refs}) for arch, refs in references.items()]
+             {**options, "reference": refs}) for arch, refs in references.items()]
 
 
 def trigger_mask(model: Path) -> np.ndarray:
@@ -398,6 +413,7 @@ def record(spec: Spec, model: Path, scan: Path, method: str, seed: int,
            "method": method, "seed": seed, "verdict": report["verdict"],
            "flagged": report["flagged"],
            "max_index": max(c["anomaly_index"] for c in report["classes"]),
+           "family": report.get("family") if method.startswith("classwise") else None,
            "seconds": seconds, "scan": str(scan.relative_to(REPO))}
     if spec.attack in PATCH_ATTACKS and spec.target in out["flagged"]:
         out |= localisation(flagged_pattern(scan, spec.target), trigger_mask(model))
@@ -405,15 +421,17 @@ def record(spec: Spec, model: Path, scan: Path, method: str, seed: int,
 
 
 def scan_zoo(zoo: Zoo, specs: Sequence[Spec], folders: dict[str, Path], methods: Sequence[str],
-             seeds: Sequence[int], references: dict[str, list[Path]]) -> list[dict[str, Any]]:
+             seeds: Sequence[int], references: dict[str, list[Path]],
+             families: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Scan ``specs`` (model folders by name: ``folders``) with every method and seed, and
-    classwise against ``references`` (clean model folders by architecture) when given: one
-    record per scan."""
+    classwise against ``references`` (clean model folders by architecture) when given, with
+    ``families``: one record per scan."""
     records = []
     for seed in seeds:
         refs = reference_scans(zoo, references, seed) if references else {}
         for method in methods:
-            for label, out, group, options in scan_jobs(zoo, method, seed, specs, refs):
+            for label, out, group, options in scan_jobs(zoo, method, seed, specs, refs,
+                                                        families):
                 scan_into(out, [folders[s.name] for s in group], method, seed, **options)
                 seconds = read_seconds(out)
                 records += [record(s, folders[s.name], out / s.name, label, seed,
@@ -473,6 +491,14 @@ def trigger_figures(bad: Sequence[dict]) -> dict[str, float | None]:
             "near_trigger": float(np.mean(near)) if near else None}
 
 
+def found_by(bad: Sequence[dict]) -> str | None:
+    """The pattern families that decided the flagged models' classwise verdicts, with
+    counts (a scan from before the families: pixels; other methods: None)."""
+    counts = Counter(r.get("family") or "pixels" for r in bad
+                     if r["flagged"] and r["method"].startswith("classwise"))
+    return ", ".join(f"{f} {n}" for f, n in counts.most_common()) or None
+
+
 def mean_seconds(records: Sequence[dict]) -> float | None:
     """The mean seconds per model, or None unless every model was timed: a mean over the
     models that happen to be timed (say those scanned after a cut) would misstate it."""
@@ -485,7 +511,7 @@ def summary_row(bad: Sequence[dict], clean: Sequence[dict]) -> dict[str, Any]:
     return {"models": len(bad), "clean": len(clean), "tpr": flagged_share(bad),
             "fpr": flagged_share(clean), "auroc": auroc(bad, clean),
             "tpr_at_fpr0": tpr_at_zero_fpr(bad, clean), "right_target": right_target(bad),
-            "extra_class": extra_class(bad), **trigger_figures(bad),
+            "extra_class": extra_class(bad), "found_by": found_by(bad), **trigger_figures(bad),
             "seconds": mean_seconds([*bad, *clean])}
 
 
@@ -530,6 +556,7 @@ COLUMNS = [("method", "method"), ("seed", "seed"), ("attack", "attack"),
            ("models", "backdoored"), ("clean", "clean"), ("tpr", "TPR"), ("fpr", "FPR"),
            ("auroc", "AUROC"), ("tpr_at_fpr0", "TPR at FPR 0"),
            ("right_target", "right target"), ("extra_class", "other class"),
+           ("found_by", "found by"),
            ("on_trigger", "on trigger"), ("min_on_trigger", "on trigger (worst)"),
            ("near_trigger", "within 1 px"), ("seconds", "s per model")]
 
@@ -588,6 +615,10 @@ def parse_args() -> argparse.Namespace:
                         help="also compare every classwise scan with N clean models of the "
                              "scanned model's architecture, trained apart from the zoo "
                              "(default: 0, none)")
+    parser.add_argument("--families", type=lambda t: [n.strip() for n in t.split(",")],
+                        help="classwise: the dense pattern families to search beside the "
+                             "pixel patch, e.g. pixels (the patch alone) or additive "
+                             "(default: the scan's own, additive,warp)")
     parser.add_argument("--train-only", action="store_true", help="train the zoo only")
     parser.add_argument("--final", action="store_true",
                         help="scan the held-out zoo: once, when every setting is final")
@@ -634,7 +665,8 @@ def main() -> None:
         references, reference_rows = train_references(
             zoo, sorted({s.arch for s in kept}), args.references)
         if not args.train_only:
-            records = scan_zoo(zoo, kept, folders, methods, args.seeds, references)
+            records = scan_zoo(zoo, kept, folders, methods, args.seeds, references,
+                               args.families)
     except ClasswiseError as err:
         raise SystemExit(f"error: {err}") from None
     summary, stable = summarise(records), stability(records)

@@ -15,7 +15,6 @@ row per class, on the same held-out search images as the pixel ladder.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -43,9 +42,9 @@ any zoo was scanned with the families: on the first clean development models tri
 family's smallest class lay within 1.31 times of the median."""
 
 
-def dense_config(**overrides: Any) -> SearchConfig:
-    """The search settings of every dense budget (:data:`SEARCH`, then ``overrides``)."""
-    return make_config("default", **{**SEARCH, **overrides})
+def dense_config() -> SearchConfig:
+    """The search settings of every dense budget: the default preset's with :data:`SEARCH`."""
+    return make_config("default", **SEARCH)
 
 
 @dataclass
