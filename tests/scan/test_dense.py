@@ -96,3 +96,19 @@ def test_a_size_never_reached_is_extrapolated_in_log_size_and_capped():
     assert size_to_reach([1.0, 2.0], [0.5, 0.5], 0.8, 10.0) == 10.0
     assert size_to_reach([2.0], [0.5], 0.8, 10.0) == 10.0
     assert size_to_reach([1.0, 2.0], [0.0, 0.01], 0.8, 10.0) == 10.0
+
+
+def test_three_classes_are_too_few_for_a_p_value_in_any_family(digits):
+    from classwise.data.base import ArraySplit, Dataset
+
+    def three(split):
+        keep = np.flatnonzero(split.labels < 3)
+        return ArraySplit(split.load(keep).numpy(), split.labels[keep])
+
+    small = Dataset("digits-0-2", three(digits.train), three(digits.test))
+    model = train(small, arch="small-cnn", epochs=3, show_progress=False).model
+    result = scan(model, small, show_progress=False)
+    assert result.settings["families"] == ["additive", "warp"]
+    assert result.p_value is None and "too few to fit a null" in result.rule
+    assert "p =" not in result.verdict_line()
+    assert all(set(row["families"]) == {"additive", "warp"} for row in result.extra)
