@@ -139,3 +139,17 @@ def test_budget_and_anomaly_figures():
     fig = anomaly_figure([0, 1, 2], ["a", "b", "c"], [0.5, float("inf"), -0.2], 2.0, [1])
     assert fig.axes[0].patches[1].get_height() > 2.0 and fig.axes[0].patches[1].get_hatch()
     fig.canvas.draw()  # draws without a non-finite bar
+
+
+def test_the_dense_figure_draws_a_row_per_family_and_titles_the_flagged_class_red():
+    from classwise.report.figures import FLAG_COLOUR, dense_figure
+
+    gen = np.random.default_rng(0)
+    fig = dense_figure({"additive": gen.normal(size=(3, 1, 8, 8)),
+                        "warp": gen.normal(size=(3, 2, 4, 4))}, ["0", "1", "2"], [1])
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == 6
+    assert [ax.get_title() for ax in images[:3]] == ["0", "1", "2"]
+    assert images[1].title.get_color() == FLAG_COLOUR
+    with pytest.raises(UsageError, match="one pattern per class of 3 classes"):
+        dense_figure({"warp": gen.normal(size=(2, 2, 4, 4))}, ["0", "1", "2"], [])

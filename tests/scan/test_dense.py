@@ -63,8 +63,18 @@ def test_a_flag_by_a_dense_family_says_which_and_how_small(wanet, digits, tmp_pa
     report = json.loads((tmp_path / "scan.json").read_text())
     assert report["family"] == "warp" and report["classes"][TARGET]["found_by"] in (
         "pixels", "warp")
+    with np.load(tmp_path / "dense.npz") as f:
+        assert f["classes"].tolist() == list(range(10)) and f["warp"].shape == (10, 2, 8, 8)
+        moved = np.abs(f["warp"]).max(axis=(1, 2, 3))
+    sizes_found = sizes(result, "warp")
+    reached = [row["families"]["warp"]["reached"] for row in result.extra]
+    # a reached class's kept warp is its pattern scaled to the size found: within it
+    assert np.all(moved[reached] <= sizes_found[reached] * (1 + 1e-5))
+    assert np.all(moved[reached] >= 0.5 * sizes_found[reached])
+    assert (tmp_path / "dense.png").is_file()
     page = (tmp_path / "report.html").read_text()
-    assert "decided by the warp family" in page and "warp size" in page and "found by" in page
+    assert "dense.png" in page and "decided by the warp family" in page
+    assert "warp size" in page and "found by" in page
 
 
 def test_the_pixel_patch_alone_searches_no_family(blended, digits):

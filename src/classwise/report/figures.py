@@ -360,3 +360,37 @@ def _draw_cell(axes: Sequence[Any], run: RevealResult, i: int | None,
     _show(axes[1], pattern_picture(canvas, run.patterns[i]))
     power = (record or {}).get("predictive_power")
     axes[1].set_xlabel("pp –" if power is None else f"pp {power:.2f}", fontsize=7, labelpad=1)
+
+
+def dense_figure(families: Mapping[str, np.ndarray], labels: Sequence[str],
+                 flagged: Sequence[int]) -> Figure:
+    """Each dense family's kept pattern per class: a row per family, a column per class
+    (``labels``; the columns at positions ``flagged`` titled in red). An additive pattern
+    (classes, C, H, W) is drawn as its change of each pixel, the channels' mean (red up,
+    blue down); a warp (classes, 2, g, g) as the length of each lattice point's
+    displacement, in pixels. Each row shares one colour scale."""
+    if not families or any(len(p) != len(labels) for p in families.values()):
+        raise UsageError(f"dense figure needs one pattern per class of {len(labels)} classes "
+                         f"in every family, got {({f: len(p) for f, p in families.items()})}")
+    fig = Figure(figsize=(1.1 * len(labels) + 1.6, 1.3 * len(families) + 0.4),
+                 layout="constrained")
+    axes = np.asarray(fig.subplots(len(families), len(labels), squeeze=False))
+    flagged = {int(i) for i in flagged}
+    for r, (row, (name, patterns)) in enumerate(zip(axes, families.items(), strict=True)):
+        if name == "warp":
+            shown, cmap, label = np.linalg.norm(patterns, axis=1), "magma", "warp (px)"
+            vmin, vmax = 0.0, max(float(shown.max()), 1e-9)
+        else:
+            shown, cmap, label = patterns.mean(axis=1), "RdBu_r", f"{name} (change)"
+            vmax = max(float(np.abs(shown).max()), 1e-9)
+            vmin = -vmax
+        for j, ax in enumerate(row):
+            image = ax.imshow(shown[j], cmap=cmap, vmin=vmin, vmax=vmax)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(labels[j], fontsize=8,
+                             color=FLAG_COLOUR if j in flagged else "black")
+        row[0].set_ylabel(name, fontsize=8)
+        fig.colorbar(image, ax=list(row), shrink=0.9, label=label)
+    return fig

@@ -21,6 +21,7 @@ from classwise.report.figures import (
     Examples,
     anomaly_figure,
     budget_curve_figure,
+    dense_figure,
     flips_figure,
     overview_figure,
     save_class_pictures,
@@ -123,8 +124,8 @@ def save_run_pictures(run_dir: str | Path, examples: Mapping[int, Examples] | No
                       overview_limit: int = 50) -> list[Path]:
     """Draw the pictures of a run folder from ``patterns.npz``, ``results.json`` and (for a
     scan) ``scan.json``: ``class_<c>/{canvas,mask,pattern}.png`` (plus ``examples.png`` for
-    classes in ``examples``), ``overview.png`` (the first ``overview_limit`` classes) and
-    ``anomaly.png``. Returns the paths written.
+    classes in ``examples``), ``overview.png`` (the first ``overview_limit`` classes),
+    ``anomaly.png`` and, from ``dense.npz``, ``dense.png``. Returns the paths written.
     """
     run_dir = Path(run_dir)
     results = _read_json(run_dir / "results.json")
@@ -161,6 +162,14 @@ def save_run_pictures(run_dir: str | Path, examples: Mapping[int, Examples] | No
                                    [row["anomaly_index"] for row in rows],
                                    float(scan["threshold"]), scan.get("flagged", [])),
                     written[-1], dpi=DPI)
+        if (run_dir / "dense.npz").is_file():
+            with np.load(run_dir / "dense.npz") as f:
+                dense = {k: f[k] for k in f.files if k != "classes"}
+            flagged = [classes.index(c) for c in scan.get("flagged", []) if c in classes]
+            written.append(run_dir / "dense.png")
+            labels = [f"{c} {names[c]}" if str(names.get(c, c)) != str(c) else str(c)
+                      for c in classes]
+            save_figure(dense_figure(dense, labels, flagged), written[-1], dpi=DPI)
     return written
 
 
@@ -289,7 +298,8 @@ def _scan_section(run_dir: Path, scan: Mapping[str, Any], names: Mapping[int, st
                    row_classes=["flagged" if int(r["class"]) in flagged else "" for r in rows])
     return (f'<p><span class="verdict {html.escape(verdict)}">{html.escape(verdict.upper())}'
             f'</span></p><p>{html.escape(about)}</p>'
-            f'{_img(run_dir, "anomaly.png", "anomaly index per class", "chart")}{table}')
+            f'{_img(run_dir, "anomaly.png", "anomaly index per class", "chart")}{table}'
+            f'{_img(run_dir, "dense.png", "each dense family pattern per class", "chart")}')
 
 
 def _power_table(classes: Sequence[Mapping[str, Any]], flagged: set[int]) -> str:

@@ -50,7 +50,8 @@ def dense_config() -> SearchConfig:
 @dataclass
 class FamilyFigures:
     """One family's figures per class: the size that reaches the rate (or extrapolated),
-    whether it was reached, the rate of the kept pattern and each budget's rate."""
+    whether it was reached, the rate of the kept pattern, each budget's rate and the kept
+    pattern's parameters (at the size found; the last budget's where none reached)."""
 
     family: str
     unit: str
@@ -58,6 +59,7 @@ class FamilyFigures:
     reached: np.ndarray
     kept_rates: np.ndarray
     rates: list[dict[str, float]]
+    patterns: np.ndarray
 
 
 def climb_family(engine: Engine, rows: Rows, family: Family, cfg: SearchConfig,
@@ -82,12 +84,15 @@ def climb_family(engine: Engine, rows: Rows, family: Family, cfg: SearchConfig,
                                                 rate, outcome.rates[[live.index(i) for i in now]])
             sizes[now], kept[now] = size * scale, scale_rate
             reached[now] = True
+            shape = (-1, *[1] * (params.ndim - 1))
+            params[now] = params[now] * torch.from_numpy(scale).view(shape).to(params)
     top = 2 * family.ladder[-1]
     for i in np.flatnonzero(~reached):
         budgets = [float(b) for b in history[i]]
         sizes[i] = size_to_reach(budgets, list(history[i].values()), rate, top)
         kept[i] = list(history[i].values())[-1]
-    return FamilyFigures(family.name, family.unit, sizes, reached, kept, history)
+    return FamilyFigures(family.name, family.unit, sizes, reached, kept, history,
+                         params.cpu().numpy())
 
 
 def _search(engine: Engine, rows: Rows, family: Family, start: torch.Tensor, size: float,

@@ -204,7 +204,7 @@ def climb(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float
     return ScanResult("classwise", "pixels_to_reach", values, index,
                       result, [int(result.classes[i]) for i in verdict.flagged],
                       verdict.rule, verdict.p_value, verdict.candidate, result.settings, extra,
-                      family)
+                      family, {f.family: f.patterns for f in figures})
 
 
 def _add_families(extra: list[dict[str, Any]], figures: list[FamilyFigures],

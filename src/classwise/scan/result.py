@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from classwise.fileio import write_json
+from classwise.fileio import write_json, write_npz
 from classwise.results import RevealResult
 from classwise.scan.mad import CONSISTENCY, THRESHOLD
 
@@ -38,6 +38,8 @@ class ScanResult:
     family: str = "pixels"
     """The pattern family whose verdict decided (``pixels`` but for a dense family, see
     :mod:`classwise.scan.dense`)."""
+    dense: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per dense family, each class's kept pattern parameters (classes first)."""
 
     @property
     def classes(self) -> np.ndarray:
@@ -100,7 +102,10 @@ class ScanResult:
                 "classes": rows, "settings": self.settings}
 
     def save(self, out: str | Path, pictures: bool = True) -> Path:
-        """Write ``scan.json``, then ``patterns.npz``, ``results.json`` and the pictures."""
+        """Write ``scan.json`` (and ``dense.npz``: each dense family's patterns, one per
+        class), then ``patterns.npz``, ``results.json`` and the pictures."""
         out = Path(out)
+        if self.dense:
+            write_npz(out / "dense.npz", classes=self.classes, **self.dense)
         write_json(out / "scan.json", self.to_json())
         return self.reveal.save(out, pictures=pictures)
