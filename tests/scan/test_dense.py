@@ -89,6 +89,11 @@ def test_an_unknown_family_is_refused_in_one_line(blended, digits):
         scan(blended.model, digits, show_progress=False, families=["blur"])
 
 
+def test_families_are_refused_for_the_baselines(blended, digits):
+    with pytest.raises(UsageError, match="--families works with --method classwise only"):
+        scan(blended.model, digits, method="mm-bd", show_progress=False, families=["warp"])
+
+
 def test_the_deciding_family_is_the_flagging_one_with_the_smallest_p_value():
     index = {"pixels": np.array([0.5, 3.0]), "additive": np.array([4.0, 0.1]),
              "warp": np.array([0.2, 0.3])}

@@ -66,6 +66,8 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
         raise UsageError(f"unknown scan method {method!r}; choose {' or '.join(METHODS)}")
     if not 0 < rate <= 1:
         raise UsageError(f"rate {rate} is outside (0, 1]; use a share such as 0.8")
+    if families is not None and method != "classwise":
+        raise UsageError(f"--families works with --method classwise only; drop it for {method}")
     source = model_source(model)
     ds = data_source(data).open()
     net = source.open(ds, device)
