@@ -276,8 +276,8 @@ def scanned(scan: Path, model: Path, families: Sequence[str] | None = None) -> b
     report = scan / "scan.json"
     if not report.is_file() or report.stat().st_mtime < (model / "model.ts").stat().st_mtime:
         return False
-    settings = json.loads(report.read_text())["settings"]
-    return families is None or settings.get("families", []) == list(families)
+    return families is None or \
+        json.loads(report.read_text())["settings"].get("families", []) == list(families)
 
 
 def finished_at(folder: Path) -> float:
@@ -326,8 +326,7 @@ def scan_into(out: Path, models: Sequence[Path], method: str, seed: int, **optio
     cut = out / DIRNAME / "run.json"
     if cut.is_file():
         timed_scan(out, json.loads(cut.read_text())["models"], method, seed, True, **options)
-    families = checked_families(options["families"]) if "families" in options else None
-    todo = [m for m in models if not scanned(out / m.name, m, families)]
+    todo = [m for m in models if not scanned(out / m.name, m, options.get("families"))]
     print(f"{out.relative_to(CACHE)}: {len(todo)} of {len(models)} models to scan", flush=True)
     if todo:
         timed_scan(out, todo, method, seed, False, **options)

@@ -285,6 +285,12 @@ def flips_figure(panels: Mapping[str, tuple[Sequence[str], Sequence[str], np.nda
     return fig
 
 
+def class_labels(classes: Sequence[int], names: Sequence[str]) -> list[str]:
+    """Each class as a chart labels it: its number, and its name where that differs."""
+    return [str(c) if str(name) == str(c) else f"{c} {name}"
+            for c, name in zip(classes, names, strict=True)]
+
+
 def anomaly_figure(classes: Sequence[int], names: Sequence[str],
                    anomaly_index: Sequence[float], threshold: float,
                    flagged: Sequence[int]) -> Figure:
@@ -299,8 +305,7 @@ def anomaly_figure(classes: Sequence[int], names: Sequence[str],
                          f"{len(anomaly_index)} indices")
     flagged = {int(c) for c in flagged}
     colours = [FLAG_COLOUR if int(c) in flagged else PLAIN_COLOUR for c in classes]
-    labels = [str(c) if str(name) == str(c) else f"{c} {name}"
-              for c, name in zip(classes, names, strict=True)]
+    labels = class_labels(classes, names)
     fig = Figure(figsize=(max(4.0, 0.45 * len(classes) + 1.5), 3.2), layout="constrained")
     ax = fig.add_subplot()
     values = np.asarray(anomaly_index, dtype=float)

@@ -21,6 +21,7 @@ from classwise.report.figures import (
     Examples,
     anomaly_figure,
     budget_curve_figure,
+    class_labels,
     dense_figure,
     flips_figure,
     overview_figure,
@@ -167,8 +168,7 @@ def save_run_pictures(run_dir: str | Path, examples: Mapping[int, Examples] | No
                 dense = {k: f[k] for k in f.files if k != "classes"}
             flagged = [classes.index(c) for c in scan.get("flagged", []) if c in classes]
             written.append(run_dir / "dense.png")
-            labels = [f"{c} {names[c]}" if str(names.get(c, c)) != str(c) else str(c)
-                      for c in classes]
+            labels = class_labels(classes, [names.get(c, str(c)) for c in classes])
             save_figure(dense_figure(dense, labels, flagged), written[-1], dpi=DPI)
     return written
 

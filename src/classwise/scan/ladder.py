@@ -186,9 +186,9 @@ def climb(net: nn.Module, ds: Dataset, dev: torch.device, seed: int, rate: float
                           records, {**settings, "index_of": index_of, "versions": versions()},
                           list(ds.class_names), examples, np.stack([r.ranks for r in kept]))
     reached = np.array([e["reached"] for e in extra])
-    first = [next(i for i, c in enumerate(cands) if c.target == t) for t in tried]
-    figures = [checkpointed_climb(engine, engine.rows(first, dense_config()),
-                                  make_family(name, ds.image_shape), dense_config(), rate)
+    dense = dense_config()
+    figures = [checkpointed_climb(engine, engine.rows([engine.groups[t][0] for t in tried], dense),
+                                  make_family(name, ds.image_shape), dense, rate)
                for name in families]
     logs = {"pixels": np.log(values) - (0.0 if ref is None else ref),
             **{f.family: np.log(f.sizes) for f in figures}}
