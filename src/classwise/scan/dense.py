@@ -33,6 +33,7 @@ SEARCH = {"batch_size": 16, "max_steps": 20, "eval_every": 5, "step_size": 0.1,
           "val_images": 100}
 """Each budget's search: 20 Adam steps of 16 images (in units of the budget), checked every
 5 on 100 held-out images; a class leaves as soon as it reaches the rate."""
+FLOOR = 0.0
 SCALE_STEPS = 5
 """Bisection steps on the scale of a class's pattern (to 1/32 of its budget)."""
 MIN_FACTOR = 1.5
@@ -70,12 +71,16 @@ def climb_family(engine: Engine, rows: Rows, family: Family, cfg: SearchConfig,
     reached = np.zeros(n, dtype=bool)
     sizes, kept = np.zeros(n), np.zeros(n)
     history: list[dict[str, float]] = [{} for _ in range(n)]
+    known: torch.Tensor | None = None
     for size in family.ladder:
         live = [i for i in range(n) if not reached[i]]
         if not live:
             break
-        outcome = _search(engine, rows.take(live), family, params[live], size, cfg, rate)
+        outcome = _search(engine, rows.take(live), family, params[live], size, cfg, rate,
+                          None if known is None else known[live])
         params[live] = outcome.params.to(params.device)
+        known = torch.zeros(n) if known is None else known
+        known[live] = outcome.rates.float()
         for j, i in enumerate(live):
             history[i][f"{size:g}"] = round(float(outcome.rates[j]), 4)
         now = [i for j, i in enumerate(live) if outcome.rates[j] >= rate]
@@ -96,14 +101,16 @@ def climb_family(engine: Engine, rows: Rows, family: Family, cfg: SearchConfig,
 
 
 def _search(engine: Engine, rows: Rows, family: Family, start: torch.Tensor, size: float,
-            cfg: SearchConfig, rate: float) -> DenseOutcome:
-    """One budget's search of ``rows``; a retry after running out of memory starts the
-    rows' streams where the first try did."""
+            cfg: SearchConfig, rate: float, start_rate: torch.Tensor | None) -> DenseOutcome:
+    """One budget's search of ``rows`` from ``start`` (whose held-out rates are
+    ``start_rate`` when known); a retry after running out of memory starts the rows'
+    streams where the first try did."""
     before = rows.state_dict()
 
     def attempt() -> DenseOutcome:
         rows.load_state_dict(before)
-        return engine.dense(rows, family, start, size, cfg, f"{family.name}-{size:g}", rate)
+        return engine.dense(rows, family, start, size, cfg, f"{family.name}-{size:g}", rate,
+                            start_rate, FLOOR)
 
     return engine.retrying(attempt)
 

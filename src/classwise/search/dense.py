@@ -42,12 +42,15 @@ def dense_rate(model: nn.Module, family: Family, params: torch.Tensor, rows: Row
 
 def optimise_dense(model: nn.Module, family: Family, rows: Rows, images: Bank,
                    start: torch.Tensor, size: float, cfg: SearchConfig,
-                   stop_at: float = 1.0) -> DenseOutcome:
+                   stop_at: float = 1.0, start_rate: torch.Tensor | None = None,
+                   floor: float = 0.0) -> DenseOutcome:
     """Optimise each row's ``family`` parameters from ``start`` within ``size``.
 
     ``cfg.max_steps`` steps of ``cfg.batch_size`` images per row; every ``cfg.eval_every``
     steps (and at the end) each row's parameters are judged on its held-out search images
-    and the best kept, and a row whose best reaches ``stop_at`` leaves the pass. The loss
+    and the best kept, and a row whose best reaches ``stop_at`` leaves the pass, as does a
+    row whose best is still below ``floor`` at the first check. ``start_rate``: the
+    held-out rates of ``start`` when known (they are measured otherwise). The loss
     is the margin objective's whatever ``cfg.objective`` says: a dense pattern is held to
     its budget by projection, so a size term would have nothing to do.
     """
@@ -55,7 +58,8 @@ def optimise_dense(model: nn.Module, family: Family, rows: Rows, images: Bank,
     params = family.project(start.detach().clone(), size).requires_grad_(True)
     optimizer = make_optimizer(cfg, params)
     best = params.detach().clone()
-    best_rate = dense_rate(model, family, best, rows, images)
+    best_rate = (dense_rate(model, family, best, rows, images) if start_rate is None
+                 else start_rate.clone().float())
     active = torch.nonzero(best_rate < stop_at).flatten()
     for step in range(1, cfg.max_steps + 1):
         if len(active) == 0:
@@ -74,5 +78,8 @@ def optimise_dense(model: nn.Module, family: Family, rows: Rows, images: Bank,
             better = rates > best_rate[active]
             best[on[better.to(on.device)]] = params.detach()[on][better.to(on.device)]
             best_rate[active[better]] = rates[better]
-            active = active[best_rate[active] < stop_at]
+            live = best_rate[active] < stop_at
+            if step == cfg.eval_every:
+                live &= best_rate[active] >= floor
+            active = active[live]
     return DenseOutcome(best, best_rate)

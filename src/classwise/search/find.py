@@ -288,26 +288,30 @@ class Engine:
         return outcome
 
     def dense(self, rows: Rows, family: Family, start: torch.Tensor, size: float,
-              cfg: SearchConfig, key: str, stop_at: float = 1.0) -> DenseOutcome:
+              cfg: SearchConfig, key: str, stop_at: float = 1.0,
+              start_rate: torch.Tensor | None = None, floor: float = 0.0) -> DenseOutcome:
         """Optimise ``family`` parameters of ``rows`` from ``start`` within ``size``, a pass
-        at a time (:func:`~classwise.search.dense.optimise_dense`). With a checkpoint each
+        at a time (:func:`~classwise.search.dense.optimise_dense`, whose ``stop_at``,
+        ``start_rate`` and ``floor`` these are). With a checkpoint each
         pass's result and its rows' streams are kept under ``key`` once it ends, so a
         resumed run skips the ended passes and repeats only the one it was cut in."""
         parts = [self._dense_pass(rows.take(part), family, start[part], size, cfg,
-                                  f"{key}-{self.pass_size(cfg)}-{i}", stop_at)
+                                  f"{key}-{self.pass_size(cfg)}-{i}", stop_at,
+                                  None if start_rate is None else start_rate[part], floor)
                  for i, part in enumerate(chunks(list(range(len(rows))), self.pass_size(cfg)))]
         return DenseOutcome(torch.cat([o.params.to(start.device) for o in parts]),
                             torch.cat([o.rates for o in parts]))
 
     def _dense_pass(self, rows: Rows, family: Family, start: torch.Tensor, size: float,
-                    cfg: SearchConfig, key: str, stop_at: float) -> DenseOutcome:
+                    cfg: SearchConfig, key: str, stop_at: float,
+                    start_rate: torch.Tensor | None, floor: float) -> DenseOutcome:
         ckpt = self.checkpoint
         done = ckpt.finished(key) if ckpt else None
         if done is not None:
             rows.load_state_dict(done["samplers"])
             return done["outcome"]
         outcome = optimise_dense(self.model, family, rows, self.images, start.to(self.device),
-                                 size, cfg, stop_at)
+                                 size, cfg, stop_at, start_rate, floor)
         if ckpt:
             ckpt.save_finished(key, {"outcome": DenseOutcome(outcome.params.cpu(),
                                                              outcome.rates),
