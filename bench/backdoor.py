@@ -51,6 +51,7 @@ from classwise.errors import ClasswiseError
 from classwise.fileio import write_json
 from classwise.scan import METHODS as INSTALLED
 from classwise.scan import scan_models
+from classwise.scan.dense import dense_settings
 from classwise.scan.scan import checked_families
 from classwise.scan.zoo import model_names
 from classwise.search.checkpoint import DIRNAME
@@ -271,13 +272,16 @@ def reference_specs(archs: Sequence[str], n: int) -> list[Spec]:
 
 def scanned(scan: Path, model: Path, families: Sequence[str] | None = None) -> bool:
     """Whether ``scan`` holds a finished scan newer than the model in folder ``model``, and,
-    for a classwise scan with ``families`` given, of those dense families (a scan from
-    before the families searched none)."""
+    for a classwise scan with ``families`` given, of those dense families searched with
+    today's settings (a scan from before the families searched none)."""
     report = scan / "scan.json"
     if not report.is_file() or report.stat().st_mtime < (model / "model.ts").stat().st_mtime:
         return False
-    return families is None or \
-        json.loads(report.read_text())["settings"].get("families", []) == list(families)
+    if families is None:
+        return True
+    settings = json.loads(report.read_text())["settings"]
+    return settings.get("families", []) == list(families) and \
+        (not families or settings.get("dense_search") == dense_settings())
 
 
 def finished_at(folder: Path) -> float:

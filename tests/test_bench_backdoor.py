@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -144,3 +145,24 @@ def test_texture_is_smooth_seeded_and_full_range(bench, tmp_path):
     assert a.shape == (28, 28) and (a.min(), a.max()) == (0, 255)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
     assert np.abs(np.diff(a, axis=1)).mean() < 30  # neighbours are alike
+
+
+def test_a_scan_is_reused_only_with_the_families_and_their_settings_of_today(bench, tmp_path):
+    from classwise.scan.dense import dense_settings
+
+    model, scan = tmp_path / "model", tmp_path / "scan"
+    model.mkdir()
+    scan.mkdir()
+    (model / "model.ts").write_text("")
+
+    def written(**settings):
+        (scan / "scan.json").write_text(json.dumps({"settings": settings}))
+        return scan
+
+    now = dense_settings()
+    assert bench.scanned(written(families=["warp"], dense_search=now), model, ["warp"])
+    assert bench.scanned(written(families=[]), model, [])
+    assert not bench.scanned(written(families=[]), model, ["warp"])
+    assert not bench.scanned(written(families=["warp"], dense_search={**now, "floor": 0.0}),
+                             model, ["warp"])
+    assert bench.scanned(written(families=["warp"]), model)  # a baseline's scan: any settings

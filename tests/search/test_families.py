@@ -76,3 +76,27 @@ def test_dense_rows_are_the_same_however_they_are_chunked(name):
     torch.testing.assert_close(together.rates, apart.rates, rtol=0, atol=0)
     assert together.params.abs().max() <= 0.25 and together.rates.max() > 0
     assert np.all((together.rates.numpy() * 30) % 1 == 0)  # shares of 30 held-out images
+
+
+def test_a_row_below_the_floor_at_the_first_check_leaves_the_pass():
+    ds = helpers.digits()
+    net = helpers.tiny_model()
+    pools = partition(ds.train.labels)
+    fam = make_family("additive", ds.image_shape)
+
+    def run(steps: int, floor: float, start_rate: torch.Tensor | None = None):
+        cfg = make_config("default", batch_size=8, max_steps=steps, eval_every=3, val_images=30)
+        engine = Engine(net, TensorBank(torch.zeros(10, *ds.image_shape), torch.device("cpu")),
+                        torch.arange(10), SplitBank(ds.train, pools.search, torch.device("cpu")),
+                        ds.train.labels[pools.search], 3, torch.device("cpu"), 80)
+        rows = engine.rows(list(range(10)), cfg)
+        return engine.dense(rows, fam, fam.zeros(10, torch.device("cpu")), 0.25, cfg, "t",
+                            0.9, start_rate, floor)
+
+    short, left, kept = run(3, 0.0), run(9, 1.1), run(9, 0.0)
+    torch.testing.assert_close(left.params, short.params, rtol=0, atol=0)
+    torch.testing.assert_close(left.rates, short.rates, rtol=0, atol=0)
+    assert not torch.equal(kept.params, short.params)  # without the floor the rows go on
+    done = run(9, 0.0, torch.ones(10))  # a start known to reach the rate is not searched on
+    assert torch.equal(done.params, torch.zeros_like(done.params))
+    assert torch.equal(done.rates, torch.ones(10))

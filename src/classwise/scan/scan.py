@@ -21,7 +21,7 @@ from classwise.errors import UsageError
 from classwise.models import check_model, parameter_count, resolve_device
 from classwise.reveal.canvas import parse_canvas
 from classwise.scan.baselines import NC_IMAGES, mm_bd_scan, neural_cleanse_scan
-from classwise.scan.dense import FAMILIES
+from classwise.scan.dense import FAMILIES, dense_settings
 from classwise.scan.dense import MIN_FACTOR as DENSE_MIN_FACTOR
 from classwise.scan.ladder import CANVAS, RATE, SEARCH, budgets, climb
 from classwise.scan.reference import reference_log_sizes
@@ -89,6 +89,8 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
     settings = {**settings, "rate": rate, "ladder": steps, "min_factor": MIN_FACTOR,
                 "families": list(families), "dense_min_factor": DENSE_MIN_FACTOR,
                 "search": cfg.to_dict(), "reference": [str(p) for p in reference or []]}
+    if families:
+        settings["dense_search"] = dense_settings()
     ckpt = None
     if checkpoint is not None:
         ckpt = Checkpoint(checkpoint, {**settings, **fingerprint(net, ds)}, resume)
