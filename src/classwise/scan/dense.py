@@ -39,8 +39,10 @@ FLOOR = 0.1
 first check leaves that budget for the next: most classes fool almost nothing at the small
 budgets a trigger's target reaches, and their ten more steps there bought nothing. Set on
 the development zoo (sig-0, sig-1, wanet-0, wanet-1, blended-0, clean-0, clean-1) with the
-checks at 10 steps: the scan took about three quarters of the time with every target's
-index as large or larger; checking at 5 steps instead lowered the SIG targets' index."""
+checks at 10 steps: the scan took about three quarters of the time, every flagged target
+kept an index within 2% of its own or larger; checking at 5 steps instead lowered the SIG
+targets' index. The whole development zoo then ranked its unflagged SIG models lower
+(docs/benchmarks.md)."""
 SCALE_STEPS = 5
 """Bisection steps on the scale of a class's pattern (to 1/32 of its budget)."""
 MIN_FACTOR = 1.5
