@@ -86,16 +86,15 @@ def climb_family(engine: Engine, rows: Rows, family: Family, cfg: SearchConfig,
     reached = np.zeros(n, dtype=bool)
     sizes, kept = np.zeros(n), np.zeros(n)
     history: list[dict[str, float]] = [{} for _ in range(n)]
-    known: torch.Tensor | None = None
-    for size in family.ladder:
+    rates = torch.zeros(n)  # each row's held-out rate at the budget before
+    for b, size in enumerate(family.ladder):
         live = [i for i in range(n) if not reached[i]]
         if not live:
             break
         outcome = _search(engine, rows.take(live), family, params[live], size, cfg, rate,
-                          None if known is None else known[live])
+                          rates[live] if b else None)
         params[live] = outcome.params.to(params.device)
-        known = torch.zeros(n) if known is None else known
-        known[live] = outcome.rates.float()
+        rates[live] = outcome.rates.float()
         for j, i in enumerate(live):
             history[i][f"{size:g}"] = round(float(outcome.rates[j]), 4)
         now = [i for j, i in enumerate(live) if outcome.rates[j] >= rate]
@@ -125,7 +124,7 @@ def _search(engine: Engine, rows: Rows, family: Family, start: torch.Tensor, siz
     def attempt() -> DenseOutcome:
         rows.load_state_dict(before)
         return engine.dense(rows, family, start, size, cfg, f"{family.name}-{size:g}", rate,
-                            start_rate, FLOOR)
+                            start_rate=start_rate, floor=FLOOR)
 
     return engine.retrying(attempt)
 
