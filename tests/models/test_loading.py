@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from classwise.errors import UsageError
-from classwise.models import load_model, save_torchscript
+from classwise.models import fast_layout, load_model, save_torchscript
 from classwise.models.normalize import Normalized
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
@@ -263,3 +263,33 @@ def test_hub_models_are_built_without_downloads_and_take_the_weights(
     with pytest.raises(UsageError, match="timm:vit needs weights, and classwise never downloads"):
         load_model("timm:vit")
 
+
+
+class _FlatWeights(nn.Module):
+    """A model that reads its convolution's weight as one flat view: it needs them
+    contiguous, so channels-last must be refused for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = self.conv.weight.view(-1)
+        return self.conv(x).mean(dim=(2, 3)) + flat[:4]
+
+
+def test_fast_layout_keeps_the_logits_and_refuses_models_it_would_break() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 8, 8)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 36, 3)).eval()
+    before = net(x).detach()
+    assert fast_layout(net, x) is net
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not net[0].weight.is_contiguous()
+    torch.testing.assert_close(net(x), before, rtol=1e-4, atol=1e-5)
+
+    flat = _FlatWeights().eval()
+    before = flat(x).detach()
+    fast_layout(flat, x)
+    assert flat.conv.weight.is_contiguous()
+    torch.testing.assert_close(flat(x), before)

@@ -4,6 +4,7 @@ from classwise.models import lenet, mlp, resnet, small_cnn  # noqa: F401  (regis
 from classwise.models.loading import (
     check_model,
     default_device,
+    fast_layout,
     load_model,
     model_device,
     parameter_count,
@@ -13,5 +14,5 @@ from classwise.models.loading import (
 from classwise.models.registry import architectures, create_model, default_arch, register_model
 
 __all__ = ["architectures", "check_model", "create_model", "default_arch", "default_device",
-           "load_model", "model_device", "parameter_count", "register_model", "resolve_device",
-           "save_torchscript"]
+           "fast_layout", "load_model", "model_device", "parameter_count", "register_model",
+           "resolve_device", "save_torchscript"]

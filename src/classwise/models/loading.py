@@ -134,6 +134,25 @@ def check_model(model: nn.Module, images: torch.Tensor, num_classes: int) -> Non
                          "check its weights")
 
 
+@torch.no_grad()
+def fast_layout(model: nn.Module, images: torch.Tensor) -> nn.Module:
+    """``model``, on the CPU with its 4-D weights laid out channels-last (in place), where
+    oneDNN's convolutions run about 1.5x faster; kept only if it then gives the same logits
+    on ``images`` (a few clean images). Elsewhere, and for a model that does not, as it was."""
+    if model_device(model).type != "cpu":
+        return model
+    x = images.to("cpu")
+    before = model(x)
+    model.to(memory_format=torch.channels_last)
+    try:
+        same = torch.allclose(model(x), before, rtol=1e-4, atol=1e-5)
+    except Exception:  # a model that views its weights as contiguous
+        same = False
+    if not same:
+        model.to(memory_format=torch.contiguous_format)
+    return model
+
+
 def save_torchscript(model: nn.Module, path: str | Path, example: torch.Tensor) -> None:
     """Export ``model`` (eval mode, CPU) as TorchScript at ``path``, atomically."""
     model = model.eval().cpu()

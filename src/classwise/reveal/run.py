@@ -25,7 +25,7 @@ from classwise.errors import UsageError
 from classwise.evaluation.measure import Examples, TestSet, class_figures, make_examples
 from classwise.evaluation.metrics import other_class_indices
 from classwise.executors import check_executor, execute
-from classwise.models import check_model, resolve_device
+from classwise.models import check_model, fast_layout, resolve_device
 from classwise.results import RevealResult
 from classwise.reveal.canvas import Candidate, CanvasBank, candidates_for, parse_canvas
 from classwise.reveal.pools import SplitBank, partition
@@ -93,7 +93,9 @@ class RevealWorker:
                  show_progress: bool = False) -> None:
         self.spec, self.checkpoint, self.show_progress = spec, checkpoint, show_progress
         self.data = data if data is not None else spec.data.open()
-        self.model = model if model is not None else spec.model.open(self.data, spec.device)
+        if model is None:
+            model = spec.model.open(self.data, spec.device)
+        self.model = fast_layout(model, self.data.test.load([0, 1]))
         self.device = resolve_device(self.model, spec.device)
         self.plan = spec.plan(self.data.image_shape)
         self.pools = partition(self.data.train.labels)

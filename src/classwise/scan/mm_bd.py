@@ -57,7 +57,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 from classwise.errors import UsageError
@@ -158,6 +157,8 @@ def fit_null(statistics: np.ndarray) -> NullFit:
     if s.ndim != 1 or len(s) < 2 or not np.isfinite(s).all():
         raise UsageError(f"MM-BD's test needs a 1-D array of at least 2 finite statistics, got "
                          f"shape {s.shape}; pass one maximum margin per class")
+    from scipy import stats  # here, not at the top: importing it costs every command 0.3 s
+
     rest = np.delete(s, np.argmax(s))
     if len(rest) < MIN_NULL:
         return NullFit(None, {}, f"{len(s)} classes leave {len(rest)} statistic(s) besides the "

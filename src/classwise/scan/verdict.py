@@ -31,7 +31,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from classwise.scan.mad import CONSISTENCY, THRESHOLD, anomaly_index
 
@@ -110,6 +109,8 @@ def tail_p_value(value: float, others: np.ndarray, classes: int,
                  floor: float = MIN_SCALE) -> float:
     """The lower-tail p-value of ``value`` under the normal null of ``others`` (scale at
     least ``floor``), Sidak-corrected for ``classes`` comparisons."""
+    from scipy import stats  # here, not at the top: importing it costs every command 0.3 s
+
     n = len(others)
     centre = float(np.median(others))
     scale = max(CONSISTENCY * float(np.median(np.abs(others - centre))), floor)
