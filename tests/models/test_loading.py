@@ -264,7 +264,6 @@ def test_hub_models_are_built_without_downloads_and_take_the_weights(
         load_model("timm:vit")
 
 
-
 class _FlatWeights(nn.Module):
     """A model that reads its convolution's weight as one flat view: it needs them
     contiguous, so channels-last must be refused for it."""
