@@ -28,8 +28,9 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
     source = patterns if isinstance(patterns, RevealResult) else _load_run(patterns)
     ds = load_data(data)
     net = load_model(model, device=device)
-    check_model(net, ds.test.load([0, 1]), ds.num_classes)
-    net = fast_layout(net, ds.test.load([0, 1]))
+    probe = ds.test.load([0, 1])
+    check_model(net, probe, ds.num_classes)
+    net = fast_layout(net, probe)
     c, h, w = ds.image_shape
     if source.canvases.shape[1:] != (c, h, w):
         raise UsageError(f"the patterns are {tuple(source.canvases.shape[1:])} but the data's "

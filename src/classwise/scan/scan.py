@@ -72,8 +72,9 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
     ds = data_source(data).open()
     net = source.open(ds, device)
     dev = resolve_device(net, device)
-    check_model(net, ds.test.load([0, 1]), ds.num_classes)
-    net = fast_layout(net, ds.test.load([0, 1]))
+    probe = ds.test.load([0, 1])
+    check_model(net, probe, ds.num_classes)
+    net = fast_layout(net, probe)
     parameters = parameter_count(net)
     ref = checked_reference(reference, method, ds, rate, ladder, parameters)
     settings = {"model": model_name or source.name, "parameters": parameters, "data": ds.name,
