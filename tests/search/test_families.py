@@ -11,7 +11,7 @@ import torch
 from classwise.errors import UsageError
 from classwise.reveal.pools import SplitBank, partition
 from classwise.search.config import make_config
-from classwise.search.families import families, make_family
+from classwise.search.families import Additive, Warp, families, make_family
 from classwise.search.find import Engine
 from classwise.search.rows import TensorBank
 
@@ -36,6 +36,20 @@ def test_an_additive_pattern_adds_within_its_budget_and_keeps_pixels_in_range():
     assert torch.allclose(out, (x + 0.25).clamp(0, 1)) and out.max() <= 1
 
 
+def test_on_a_larger_image_an_additive_pattern_is_a_smooth_lattice():
+    fam = make_family("additive", (1, 28, 28))
+    cpu = torch.device("cpu")
+    assert fam.zeros(3, cpu).shape == (3, 1, 8, 8)
+    x = images(b=2, h=28, w=28) * 0.5
+    torch.testing.assert_close(fam.apply(torch.full((3, 1, 8, 8), 0.25), x), x + 0.25)
+    bump = fam.zeros(1, cpu)
+    bump[0, 0, 3, 4] = 0.25  # one lattice point, at pixel (3 * 27 / 7, 4 * 27 / 7)
+    change = fam.field(bump)[0, 0]
+    assert change.shape == (28, 28) and change.max() <= 0.25 + 1e-6
+    assert change.argmax() == 12 * 28 + 15  # the nearest pixel, (11.6, 15.4) rounded
+    assert 20 < int((change.abs() > 1e-3).sum()) < 28 * 28  # smooth, and local
+
+
 def test_a_warp_of_nothing_is_the_identity_and_one_pixel_shifts_the_image_by_one():
     fam = make_family("warp", (1, 8, 8))
     x = images()
@@ -52,8 +66,9 @@ def test_a_warp_of_nothing_is_the_identity_and_one_pixel_shifts_the_image_by_one
 def test_the_warp_lattice_is_never_finer_than_the_image():
     assert make_family("warp", (1, 4, 6)).zeros(1, torch.device("cpu")).shape == (1, 2, 4, 4)
     with pytest.raises(UsageError, match="warp grid 1 is too coarse"):
-        from classwise.search.families import Warp
         Warp((1, 8, 8), grid=1)
+    with pytest.raises(UsageError, match="additive grid 1 is too coarse"):
+        Additive((1, 8, 8), grid=1)
 
 
 @pytest.mark.parametrize("name", ["additive", "warp"])

@@ -24,7 +24,7 @@ from classwise.scan.verdict import size_to_reach
 from classwise.search.checkpoint import once
 from classwise.search.config import SearchConfig, make_config
 from classwise.search.dense import DenseOutcome, dense_rate
-from classwise.search.families import Family
+from classwise.search.families import GRID, Family
 from classwise.search.find import Engine
 from classwise.search.rows import Rows
 
@@ -55,7 +55,7 @@ family's smallest class lay within 1.31 times of the median."""
 
 def dense_settings() -> dict[str, float]:
     """The settings of the dense climbs, as a scan records them."""
-    return {**SEARCH, "floor": FLOOR, "scale_steps": SCALE_STEPS}
+    return {**SEARCH, "floor": FLOOR, "scale_steps": SCALE_STEPS, "grid": GRID}
 
 
 def dense_config() -> SearchConfig:
