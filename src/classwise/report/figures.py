@@ -371,8 +371,8 @@ def dense_figure(families: Mapping[str, np.ndarray], labels: Sequence[str],
                  flagged: Sequence[int]) -> Figure:
     """Each dense family's kept pattern per class: a row per family, a column per class
     (``labels``; the columns at positions ``flagged`` titled in red). An additive pattern
-    (classes, C, H, W) is drawn as its change of each pixel, the channels' mean (red up,
-    blue down); a warp (classes, 2, g, g) as the length of each lattice point's
+    (classes, C, g, g) is drawn as its lattice's change of value, the channels' mean (red
+    up, blue down); a warp (classes, 2, g, g) as the length of each lattice point's
     displacement, in pixels. Each row shares one colour scale."""
     if not families or any(len(p) != len(labels) for p in families.values()):
         raise UsageError(f"dense figure needs one pattern per class of {len(labels)} classes "

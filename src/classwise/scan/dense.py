@@ -41,9 +41,10 @@ budgets a trigger's target reaches, and their ten more steps there bought nothin
 the development zoo (sig-0, sig-1, wanet-0, wanet-1, blended-0, clean-0, clean-1) with the
 checks at 10 steps: the scan took about three quarters of the time, every flagged target
 kept an index within 2% of its own or larger; checking at 5 steps instead lowered the SIG
-targets' index. Over the whole zoos it costs SIG evidence: the SIG target has the
-smallest additive pattern in 5 of 9 models (8 of 9 with no floor and checks every 5
-steps, which give the first settings back exactly; docs/benchmarks.md)."""
+targets' index. Over the whole zoos it cost SIG evidence with the per-pixel additive
+family: the SIG target had the smallest additive pattern in 5 of 9 models (8 of 9 with no
+floor and checks every 5 steps, which give the first settings back exactly;
+docs/benchmarks.md)."""
 SCALE_STEPS = 5
 """Bisection steps on the scale of a class's pattern (to 1/32 of its budget)."""
 MIN_FACTOR = 1.5
