@@ -115,9 +115,12 @@ def by_model(rows: list[dict]) -> list[dict]:
 
 
 def wins(rows: list[dict], budgets: list[float]) -> list[dict]:
-    """For each preset but the paper's: on how many models it beats the paper preset."""
+    """For each preset but the paper's: on how many models it beats the paper preset (none
+    when the paper preset was not run)."""
     power = {(r["model"], r["preset"], r["budget"]): r["predictive_power"] for r in rows}
-    models = list(dict.fromkeys(r["model"] for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows if r["preset"] == "paper"))
+    if not models:
+        return []
     out = []
     for preset in dict.fromkeys(r["preset"] for r in rows if r["preset"] != "paper"):
         line = {"model": "beats paper on", "preset": preset, "seconds": ""}
