@@ -97,7 +97,7 @@ class Additive(LatticeFamily):
     its coarse part, a Blended image (``(1 - a) x + a b`` adds ``a (b - x)``). Its size is
     the largest change of a lattice point's value (L-infinity, of the [0, 1] range)."""
 
-    unit = "the largest change of a pixel value, of 1"
+    unit = "the largest change of a pixel value at the lattice points, of 1"
     ladder = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2)
 
     def zeros(self, rows: int, device: torch.device) -> torch.Tensor:
