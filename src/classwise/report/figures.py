@@ -204,8 +204,16 @@ def overview_figure(canvases: np.ndarray, masks: np.ndarray, patterns: np.ndarra
         raise UsageError("nothing to draw: the run holds no classes")
     cols = min(n, columns)
     groups = math.ceil(n / cols)
-    fig = Figure(figsize=(1.15 * cols + 1.1, 3.5 * groups + 0.1), layout="constrained")
-    axes = fig.subplots(3 * groups, cols, squeeze=False)
+    width, height = 1.15 * cols + 1.1, 3.5 * groups + 0.1
+    fig = Figure(figsize=(width, height))
+    # A fixed layout, margins in inches (a layout solver took twice the drawing time): each
+    # group's three rows close together, a spacer row for the titles between groups.
+    right = 1 - 0.75 / width
+    grid = fig.add_gridspec(4 * groups - 1, cols, height_ratios=([1, 1, 1, 0.3] * groups)[:-1],
+                            left=0.4 / width, right=right, top=1 - 0.4 / height,
+                            bottom=0.05 / height, wspace=0.06, hspace=0.06)
+    axes = np.array([[fig.add_subplot(grid[4 * group + row, col]) for col in range(cols)]
+                     for group in range(groups) for row in range(3)])
     vmax = _mask_top(masks)
     for slot in range(groups * cols):
         group, col = divmod(slot, cols)
@@ -221,8 +229,9 @@ def overview_figure(canvases: np.ndarray, masks: np.ndarray, patterns: np.ndarra
     for group in range(groups):
         for row, label in enumerate(("canvas", "mask", "pattern")):
             axes[3 * group + row, 0].set_ylabel(label, fontsize=9)
-    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8 / (3 * groups), pad=0.01,
-                       aspect=10)
+    box = axes[1, cols - 1].get_position()
+    bar = fig.colorbar(shown, cax=fig.add_axes((right + 0.12 / width, box.y0 + 0.1 * box.height,
+                                                0.1 / width, 0.8 * box.height)))
     bar.ax.tick_params(labelsize=7)
     return fig
 
