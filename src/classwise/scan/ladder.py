@@ -57,7 +57,8 @@ TOP_SHARE = 0.1
 TOP_MIN = 8
 CANVAS = "solid:white+auto"
 SEARCH = {"batch_size": 16, "max_steps": 20, "eval_every": 20, "patience": 1, "cap": 5.0,
-          "canvas_candidates": 1, "finalists": 1, "val_images": 100, "refine_rounds": 0}
+          "canvas_candidates": 1, "finalists": 1, "halving": False, "val_images": 100,
+          "refine_rounds": 0}
 """Overrides of the ``default`` preset per budget: 20 steps of 16 images, one check at the
 end on 100 held-out images, no refinement of the cut (the ladder's bisection cuts each mask
 anew). Each budget continues from the mask of the one before, so
