@@ -1,4 +1,4 @@
-"""The frozen outputs of the search: what the paper, default and thorough presets and the
+"""The frozen outputs of the search: what the paper, default, fast and thorough presets and the
 scan give on small cases, kept as regression fixtures so a refactoring changes nothing.
 
     python tests/regression/frozen.py        # rewrite frozen.npz and frozen.json
@@ -23,6 +23,7 @@ CLASSES = "0,3,7"
 CASES: dict[str, dict[str, Any]] = {
     "paper": dict(preset="paper", epochs=1),
     "default": dict(preset="default"),
+    "fast": dict(preset="fast"),
     "thorough": dict(preset="thorough"),
 }
 """Reveals of ``CLASSES`` at 4 pixels, seed 1; the paper preset runs one epoch, not five."""
