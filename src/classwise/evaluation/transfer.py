@@ -12,7 +12,7 @@ from classwise.data.base import Dataset
 from classwise.errors import UsageError
 from classwise.evaluation.measure import TestSet, make_examples, pattern_figures
 from classwise.evaluation.shape import shape_figures
-from classwise.models import check_model, fast_layout, load_model
+from classwise.models import checked_layout, load_model
 from classwise.results import RevealResult
 from classwise.versions import versions
 
@@ -28,9 +28,7 @@ def evaluate(patterns: str | Path | RevealResult, model: str | Path | nn.Module,
     source = patterns if isinstance(patterns, RevealResult) else _load_run(patterns)
     ds = load_data(data)
     net = load_model(model, device=device)
-    probe = ds.test.load([0, 1])
-    check_model(net, probe, ds.num_classes)
-    net = fast_layout(net, probe)
+    net = checked_layout(net, ds.test.load([0, 1]), ds.num_classes)
     c, h, w = ds.image_shape
     if source.canvases.shape[1:] != (c, h, w):
         raise UsageError(f"the patterns are {tuple(source.canvases.shape[1:])} but the data's "

@@ -3,6 +3,7 @@
 from classwise.models import lenet, mlp, resnet, small_cnn  # noqa: F401  (register architectures)
 from classwise.models.loading import (
     check_model,
+    checked_layout,
     default_device,
     fast_layout,
     load_model,
@@ -13,6 +14,6 @@ from classwise.models.loading import (
 )
 from classwise.models.registry import architectures, create_model, default_arch, register_model
 
-__all__ = ["architectures", "check_model", "create_model", "default_arch", "default_device",
-           "fast_layout", "load_model", "model_device", "parameter_count", "register_model",
-           "resolve_device", "save_torchscript"]
+__all__ = ["architectures", "check_model", "checked_layout", "create_model", "default_arch",
+           "default_device", "fast_layout", "load_model", "model_device", "parameter_count",
+           "register_model", "resolve_device", "save_torchscript"]

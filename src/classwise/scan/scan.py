@@ -18,7 +18,7 @@ from torch import nn
 
 from classwise.data.base import Dataset
 from classwise.errors import UsageError
-from classwise.models import check_model, fast_layout, parameter_count, resolve_device
+from classwise.models import checked_layout, parameter_count, resolve_device
 from classwise.reveal.canvas import parse_canvas
 from classwise.scan.baselines import NC_IMAGES, mm_bd_scan, neural_cleanse_scan
 from classwise.scan.dense import FAMILIES, dense_settings
@@ -72,9 +72,7 @@ def scan(model: str | Path | nn.Module | ModelSource, data: str | Path | Dataset
     ds = data_source(data).open()
     net = source.open(ds, device)
     dev = resolve_device(net, device)
-    probe = ds.test.load([0, 1])
-    check_model(net, probe, ds.num_classes)
-    net = fast_layout(net, probe)
+    net = checked_layout(net, ds.test.load([0, 1]), ds.num_classes)
     parameters = parameter_count(net)
     ref = checked_reference(reference, method, ds, rate, ladder, parameters)
     settings = {"model": model_name or source.name, "parameters": parameters, "data": ds.name,
