@@ -112,20 +112,30 @@ class Spec:
                 **self.options, **blend}
 
 
-def dev_zoo(rounds: int = 5) -> tuple[Spec, ...]:
+def dev_zoo(rounds: int = 5, arch: str = "small-cnn", epochs: int = 3,
+            positions: Sequence[str] = POSITIONS) -> tuple[Spec, ...]:
     """``rounds`` rounds of one model per attack and one clean model. Round ``i`` of attack
     ``a`` (its place in :data:`ATTACKS`) targets ``(3i + a + 1) mod 10`` with seed ``100a + i``;
-    clean models have seeds 1000 + i."""
+    clean models have seeds 1000 + i. Models of ``arch`` train ``epochs`` epochs (at least
+    :data:`ATTACK_EPOCHS` for the attacks that need more)."""
     specs = []
     for i in range(rounds):
         for a, attack in enumerate(ATTACKS):
             options = dict(ATTACK_OPTIONS.get(attack, {}))
             if attack in PATCH_ATTACKS:
-                options["position"] = POSITIONS[i % len(POSITIONS)]
+                options["position"] = positions[i % len(positions)]
             specs.append(Spec(f"{attack}-{i}", attack, (3 * i + a + 1) % 10, 100 * a + i,
-                              epochs=ATTACK_EPOCHS.get(attack, 3), options=options))
-        specs.append(Spec(f"clean-{i}", None, None, 1000 + i))
+                              arch, max(epochs, ATTACK_EPOCHS.get(attack, 0)), options))
+        specs.append(Spec(f"clean-{i}", None, None, 1000 + i, arch, epochs))
     return tuple(specs)
+
+
+SHAPES_POSITIONS = ("bottom-right", "top-left", "20,5", "6,20", "center")
+"""The development zoo's patch places on 32 x 32 images."""
+SHAPES_EPOCHS = 12
+"""The narrow ResNet-18's training loss on shapes stays near chance for several epochs: at 6
+epochs the first five models of this zoo's first version ended at 0.33 to 0.70 clean
+accuracy, at 12 at 0.86 to 0.95."""
 
 
 def _checkerboard(size: int, position: str, **more: Any) -> dict[str, Any]:
@@ -187,10 +197,16 @@ class Zoo:
     folder: str
     specs: tuple[Spec, ...]
     min_success: float = 0.0
+    data: str = DATA
 
 
 ZOOS = {"dev": Zoo("dev", f"backdoor/{DATA}", dev_zoo()),
-        "held-out": Zoo("held-out", f"backdoor/{DATA}-held-out", HELD_OUT, MIN_SUCCESS)}
+        "held-out": Zoo("held-out", f"backdoor/{DATA}-held-out", HELD_OUT, MIN_SUCCESS),
+        "shapes": Zoo("shapes", "backdoor/shapes", dev_zoo(
+            arch="resnet18-narrow", epochs=SHAPES_EPOCHS, positions=SHAPES_POSITIONS),
+            data="shapes")}
+"""The mnist5k zoos, and the colour ``shapes`` zoo: the development zoo's attacks, targets,
+seeds and options on narrow ResNet-18s, measured only (no setting is tuned on it)."""
 
 
 def texture_path(seed: int) -> str:
@@ -232,13 +248,13 @@ def in_repo() -> Iterator[None]:
         os.chdir(before)
 
 
-def trained(spec: Spec, folder: str) -> tuple[Path, dict[str, Any]]:
-    """The folder of ``spec``'s model under ``bench/out/<folder>`` (trained once; one trained
-    with other settings is trained again) and its meta data."""
+def trained(spec: Spec, zoo: Zoo) -> tuple[Path, dict[str, Any]]:
+    """The folder of ``spec``'s model under ``bench/out/<zoo.folder>``, trained on the zoo's
+    data (once; one trained with other settings is trained again), and its meta data."""
     if spec.texture is not None and not (REPO / texture_path(spec.texture)).is_file():
         write_texture(REPO / texture_path(spec.texture), spec.texture)
     with in_repo():
-        out = cached_model(f"{folder}/{spec.name}", data=DATA, **spec.train_args())
+        out = cached_model(f"{zoo.folder}/{spec.name}", data=zoo.data, **spec.train_args())
     return out, meta(out)
 
 
@@ -247,7 +263,7 @@ def train_zoo(zoo: Zoo, specs: Sequence[Spec]) -> tuple[dict[str, Path], list[di
     in the zoo by name, and one row per model (training, accuracy, attack success, kept)."""
     folders, rows = {}, []
     for spec in specs:
-        folder, info = trained(spec, zoo.folder)
+        folder, info = trained(spec, zoo)
         success = info.get("attack_success_rate")
         kept = success is None or success >= zoo.min_success
         rows.append({"name": spec.name, "attack": spec.kind, "target": spec.target,
@@ -289,10 +305,10 @@ def finished_at(folder: Path) -> float:
     return max(p.stat().st_mtime for p in folder.rglob("*") if p.is_file())
 
 
-def timed_scan(out: Path, models: Sequence[str | Path], method: str, seed: int, resume: bool,
-               **options: Any) -> None:
-    """One :func:`scan_models` call into ``out``, each scanned model's wall seconds added to
-    ``out/seconds.json``.
+def timed_scan(out: Path, models: Sequence[str | Path], data: str, method: str, seed: int,
+               resume: bool, **options: Any) -> None:
+    """One :func:`scan_models` call on ``data`` into ``out``, each scanned model's wall
+    seconds added to ``out/seconds.json``.
 
     A model's seconds run from the end of the model before it (the first: from the call's
     start, which includes checking every model) to the moment its folder was finished, so
@@ -305,7 +321,7 @@ def timed_scan(out: Path, models: Sequence[str | Path], method: str, seed: int, 
     skipped = {n for n in names if resume and (out / n / "scan.json").is_file()}
     halfway = {n for n in names if resume and (out / DIRNAME / n).is_dir()}
     last = time.time()
-    scan_models(models, DATA, out, method=method, seed=seed, resume=resume,
+    scan_models(models, data, out, method=method, seed=seed, resume=resume,
                 show_progress=False, **options)
     seconds = read_seconds(out)
     for name in (n for n in names if n not in skipped):
@@ -320,8 +336,10 @@ def read_seconds(out: Path) -> dict[str, float | None]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def scan_into(out: Path, models: Sequence[Path], method: str, seed: int, **options: Any) -> None:
-    """Scan into ``out`` each of ``models`` that has no scan there newer than itself.
+def scan_into(out: Path, models: Sequence[Path], data: str, method: str, seed: int,
+              **options: Any) -> None:
+    """Scan into ``out`` each of ``models`` (on ``data``) that has no scan there newer than
+    itself.
 
     :func:`scan_models` resumes a call cut off half-way only as that call was (its checkpoint
     names the call's models) and refuses ``resume=True`` once a call has ended, so a cut-off
@@ -329,11 +347,12 @@ def scan_into(out: Path, models: Sequence[Path], method: str, seed: int, **optio
     """
     cut = out / DIRNAME / "run.json"
     if cut.is_file():
-        timed_scan(out, json.loads(cut.read_text())["models"], method, seed, True, **options)
+        timed_scan(out, json.loads(cut.read_text())["models"], data, method, seed, True,
+                   **options)
     todo = [m for m in models if not scanned(out / m.name, m, options.get("families"))]
     print(f"{out.relative_to(CACHE)}: {len(todo)} of {len(models)} models to scan", flush=True)
     if todo:
-        timed_scan(out, todo, method, seed, False, **options)
+        timed_scan(out, todo, data, method, seed, False, **options)
 
 
 def train_references(zoo: Zoo, archs: Sequence[str],
@@ -343,7 +362,7 @@ def train_references(zoo: Zoo, archs: Sequence[str],
     folders: dict[str, list[Path]] = {}
     rows = []
     for spec in reference_specs(archs, n):
-        folder, info = trained(spec, zoo.folder)
+        folder, info = trained(spec, zoo)
         folders.setdefault(spec.arch, []).append(folder)
         rows.append({"name": spec.name, "arch": spec.arch, "seed": spec.seed,
                      "clean_accuracy": info["clean_test_accuracy"]})
@@ -357,7 +376,7 @@ def reference_scans(zoo: Zoo, models: dict[str, list[Path]], seed: int) -> dict[
     scans = {}
     for arch, folders in models.items():
         out = CACHE / "backdoor" / zoo.name / f"references-s{seed}" / arch
-        scan_into(out, folders, "classwise", seed)
+        scan_into(out, folders, zoo.data, "classwise", seed)
         scans[arch] = [out / f.name for f in folders]
     return scans
 
@@ -435,7 +454,8 @@ def scan_zoo(zoo: Zoo, specs: Sequence[Spec], folders: dict[str, Path], methods:
         for method in methods:
             for label, out, group, options in scan_jobs(zoo, method, seed, specs, refs,
                                                         families):
-                scan_into(out, [folders[s.name] for s in group], method, seed, **options)
+                scan_into(out, [folders[s.name] for s in group], zoo.data, method, seed,
+                          **options)
                 seconds = read_seconds(out)
                 records += [record(s, folders[s.name], out / s.name, label, seed,
                                    seconds.get(s.name)) for s in group]
@@ -674,7 +694,7 @@ def main() -> None:
         raise SystemExit(f"error: {err}") from None
     summary, stable = summarise(records), stability(records)
     out = args.out or RESULTS / f"backdoor_{zoo.name}.json"
-    write_json(out, {"command": command_line(args), "zoo": zoo.name, "data": DATA,
+    write_json(out, {"command": command_line(args), "zoo": zoo.name, "data": zoo.data,
                      "machine": machine(), "training": TRAINING,
                      "min_attack_success": zoo.min_success, "methods": methods,
                      "skipped": skipped, "seeds": args.seeds, "models": models,

@@ -131,6 +131,18 @@ def test_dev_zoo_is_the_zoo_of_the_earlier_tables(bench):
     assert specs["clean-3"].train_args()["setting"] == "natural"
 
 
+def test_shapes_zoo_is_the_dev_zoo_on_narrow_resnets_with_places_inside_32_pixels(bench):
+    zoo = bench.ZOOS["shapes"]
+    dev = bench.ZOOS["dev"].specs
+    assert zoo.data == "shapes" and zoo.folder != bench.ZOOS["dev"].folder
+    assert [(s.name, s.target, s.seed) for s in zoo.specs] == \
+        [(s.name, s.target, s.seed) for s in dev]
+    args = {s.name: s.train_args() for s in zoo.specs}
+    assert {a["arch"] for a in args.values()} == {"resnet18-narrow"}
+    assert {a["epochs"] for a in args.values()} == {bench.SHAPES_EPOCHS}
+    assert args["badnets-2"]["position"] == "20,5" and args["trojan-3"]["position"] == "6,20"
+
+
 def test_held_out_zoo_shares_no_seed_with_the_dev_zoo(bench):
     dev = {s.seed for s in bench.ZOOS["dev"].specs}
     held_out = bench.ZOOS["held-out"].specs
