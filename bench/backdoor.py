@@ -1,13 +1,16 @@
-"""Backdoor benchmark: scan zoos of poisoned and clean mnist5k models, with no clean reference.
+"""Backdoor benchmark: scan zoos of poisoned and clean models, with no clean reference.
 
-Two zoos. ``dev``, the development zoo and the only one any setting may be tuned on: five
-small CNNs per attack (BadNets, Trojan, Blended, SIG, WaNet), each with its own target,
-seed and, for patch triggers, position, and five clean ones, as the earlier tables of
-docs/benchmarks.md measured them. ``held-out``: new seeds, targets, trigger positions and
+Three zoos, two of mnist5k models and one of colour ``shapes`` models. ``dev``, the
+development zoo and the only one any setting may be tuned on: five small CNNs per attack
+(BadNets, Trojan, Blended, SIG, WaNet), each with its own target, seed and, for patch
+triggers, position, and five clean ones, as the earlier tables of docs/benchmarks.md
+measured them. ``held-out``: new seeds, targets, trigger positions and
 shapes, blend images, SIG frequencies, WaNet grids and poison rates, and clean models of
 three architectures; trained before any tuning, and measured once, when every setting is
 final (``--final``). A held-out model whose attack did not implant (attack success below
-0.5) is left out of it.
+0.5) is left out of it. ``shapes``: the development zoo's attacks, targets, seeds and
+options on narrow ResNet-18s (12 epochs, patch places inside 32 pixels); nothing is tuned
+on it.
 
 Every method scans every model with every seed through :func:`classwise.scan_models`, into
 ``bench/out/backdoor/<zoo>/<method>-s<seed>/<model>/`` (a rerun scans only the models
@@ -26,6 +29,7 @@ the share of models whose verdict every seed gives. Models are cached under
     .venv/bin/python bench/backdoor.py --references 3               # classwise against clean models
     .venv/bin/python bench/backdoor.py --zoo held-out --train-only
     .venv/bin/python bench/backdoor.py --zoo held-out --final       # once, at the end
+    .venv/bin/python bench/backdoor.py --zoo shapes --models-per-attack 3
 """
 
 from __future__ import annotations
