@@ -29,7 +29,8 @@ the share of models whose verdict every seed gives. Models are cached under
     .venv/bin/python bench/backdoor.py --references 3               # classwise against clean models
     .venv/bin/python bench/backdoor.py --zoo held-out --train-only
     .venv/bin/python bench/backdoor.py --zoo held-out --final       # once, at the end
-    .venv/bin/python bench/backdoor.py --zoo shapes --models-per-attack 3
+    .venv/bin/python bench/backdoor.py --zoo shapes --models-per-attack 3 \
+        --out bench/results/backdoor_shapes_families.json   # the earlier zoo's file keeps its name
 """
 
 from __future__ import annotations
