@@ -155,7 +155,8 @@ def fast_layout(model: nn.Module, images: torch.Tensor) -> nn.Module:
 
 def checked_layout(model: nn.Module, images: torch.Tensor, num_classes: int) -> nn.Module:
     """``model`` checked on ``images`` (:func:`check_model`), then in its fastest layout
-    (:func:`fast_layout`): what every command that measures a model starts with."""
+    (:func:`fast_layout`): how evaluate and scan start. A reveal checks once where it is
+    called and lays the model out where its search runs (a Ray worker, maybe), apart."""
     check_model(model, images, num_classes)
     return fast_layout(model, images)
 
